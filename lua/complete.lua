@@ -1,0 +1,19 @@
+-- complete.lua — record a finished attempt: completed with its result.
+-- KEYS[1] queue key base  ARGV[1] now  ARGV[2] event stream cap
+-- ARGV[3] id  ARGV[4] lease token  ARGV[5] result (JSON)  ARGV[6] logs (JSON or '')
+-- Returns {'completed'} | {'badtoken', state} | {'notfound'}
+local base, now = KEYS[1], ARGV[1]
+local id, token = ARGV[3], ARGV[4]
+local jk = base .. ':job:' .. id
+local f = redis.call('HMGET', jk, 'status', 'leaseToken', 'type')
+if not f[1] then return { 'notfound' } end
+-- A stale worker (its lease expired and the job moved on) must not win.
+if f[1] ~= 'processing' or f[2] ~= token then return { 'badtoken', f[1] } end
+redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[5],
+           'completedAt', now, 'updatedAt', now)
+if ARGV[6] ~= '' then redis.call('HSET', jk, 'logs', ARGV[6]) end
+redis.call('ZREM', base .. ':active', id)
+redis.call('ZADD', base .. ':completed', now, id)
+redis.call('XADD', base .. ':events', 'MAXLEN', '~', ARGV[2], '*',
+           'jobId', id, 'status', 'completed', 'type', f[3], 'ts', now)
+return { 'completed' }
