@@ -77,10 +77,13 @@ sanitize: deps
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all units
 	B=build-san ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh
 
-run: deps all
+# run and bench re-invoke make so pkg-config flags are read after deps.
+run: deps
+	@$(MAKE) --no-print-directory all
 	$(B)/jqrun -c examples/jqrun.conf run
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@if [ -x tests/bench/run.sh ]; then B=$(B) sh tests/bench/run.sh; else echo "no benchmark yet"; fi
 
 clean:

@@ -91,10 +91,14 @@ iso8601_format(int64_t ms, char out[32])
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
+    char buf[96]; /* roomy enough for any int fields, so no truncation */
+    if (ms < 0)
+        ms = 0, t = 0;
     gmtime_r(&t, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(ms % 1000));
+    snprintf(out, 32, "%.31s", buf);
 }
 
 /* digits reads exactly n decimal digits at *s, advancing it. -1 if absent. */
