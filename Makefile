@@ -50,6 +50,9 @@ $(B)/tests/%: tests/unit/%.c tests/unit/ut.h $(LIBOBJS) | $(B)
 	@mkdir -p $(B)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
+$(B)/bench: tests/bench/bench.c $(LIBOBJS) | $(B)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
 $(B):
 	@mkdir -p $(B)
 
@@ -83,8 +86,8 @@ run: deps
 	$(B)/jqrun -c examples/jqrun.conf run
 
 bench: deps
-	@$(MAKE) --no-print-directory all
-	@if [ -x tests/bench/run.sh ]; then B=$(B) sh tests/bench/run.sh; else echo "no benchmark yet"; fi
+	@$(MAKE) --no-print-directory all $(B)/bench
+	B=$(B) sh tests/bench/run.sh
 
 clean:
 	rm -rf build build-san
