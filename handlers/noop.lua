@@ -1,0 +1,2 @@
+-- noop: does nothing; the benchmark uses it to measure jqrun itself.
+return function() end

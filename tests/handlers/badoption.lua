@@ -1,0 +1,2 @@
+-- badoption: an option of the wrong type.
+return { timeout = "soon", handle = function() end }

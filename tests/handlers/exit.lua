@@ -1,0 +1,4 @@
+-- exit: tries to end the whole process.
+return function(job, ctx)
+  os.exit(3)
+end
