@@ -148,7 +148,7 @@ job_not_found(struct http_req *r, const char *id)
     return http_error(r, MHD_HTTP_NOT_FOUND, "Job with ID '%.100s' not found.", id);
 }
 
-/* need_store fetches the thread's store or answers 503. */
+/* NEED_STORE fetches the thread's store or answers 503. */
 #define NEED_STORE(st, a, r)                                   \
     do {                                                       \
         if (!((st) = thread_store(a)))                         \
@@ -619,6 +619,9 @@ waiter_main(void *arg)
             break;
         }
         if (n == 1) {
+            /* Should the client have gone away meanwhile, this job waits
+             * out its lease and the scheduler hands it on: delivery is
+             * at-least-once anyway. */
             status = MHD_HTTP_OK;
             body = lease_json(&l);
             leased_free(&l);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -45,6 +46,7 @@ struct entry {
     struct timespec     mtime;
     off_t               size;
     ino_t               ino;
+    uint64_t            hash;      /* FNV-1a of the bytes */
     int                 seen;      /* found by the current rescan */
 };
 
@@ -58,7 +60,12 @@ struct handlers {
     pthread_t       watcher;
     int             watching;
     int             stop[2];    /* pipe: a byte here stops the watcher */
+    int             ifd;        /* inotify, or -1 (then the watcher polls) */
+    int             wd;         /* the directory's watch, or -1 (watcher only) */
 };
+
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
+                    IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
 /* Generations are global so that a runtime can never mistake one registry's
  * version for another's. */
@@ -157,12 +164,29 @@ handler_type(const char *name, char out[129])
     return valid_name(out);
 }
 
+/* same_file tells whether the file is unchanged since it was last read,
+ * going by its stat.  A file modified in the last two seconds is never
+ * trusted to be unchanged: on a filesystem with coarse timestamps, a second
+ * write within the same tick keeps mtime and size (git's "racy" files). */
 static int
 same_file(const struct entry *e, const struct stat *st)
 {
     return e->size == st->st_size && e->ino == st->st_ino &&
            e->mtime.tv_sec == st->st_mtim.tv_sec &&
-           e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+           e->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+           st->st_mtim.tv_sec < time(NULL) - 2;
+}
+
+static uint64_t
+fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
 }
 
 /* compile checks that code is a valid Lua chunk without running it.
@@ -254,7 +278,9 @@ scan_file(struct handlers *h, const char *type, const char *path,
 {
     struct entry *e;
     size_t len = 0;
+    uint64_t hash;
     char *code, *err;
+    int known;
 
     code = read_file(path, &len);
     if (!code) {
@@ -262,12 +288,21 @@ scan_file(struct handlers *h, const char *type, const char *path,
         log_debug("handler %s: cannot read %s: %s", type, path, strerror(errno));
         return;
     }
+    hash = fnv1a(code, len);
     pthread_mutex_lock(&h->lock);
+    known = find_entry(h, type) != NULL;
     e = add_entry_locked(h, type, path);
     e->mtime = st->st_mtim;
     e->size = st->st_size;
     e->ino = st->st_ino;
     e->seen = 1;
+    if (known && e->hash == hash) {
+        /* Touched or rewritten with the same bytes: nothing to do. */
+        pthread_mutex_unlock(&h->lock);
+        free(code);
+        return;
+    }
+    e->hash = hash;
     pthread_mutex_unlock(&h->lock);
 
     err = compile(L, path, code, len);
@@ -300,6 +335,8 @@ remove_unseen(struct handlers *h)
     pthread_mutex_unlock(&h->lock);
 }
 
+/* handlers_rescan re-reads dir: new and changed files are compiled and
+ * published (or their error recorded), deleted ones are dropped. */
 void
 handlers_rescan(struct handlers *h)
 {
@@ -346,6 +383,7 @@ handlers_rescan(struct handlers *h)
     pthread_mutex_unlock(&h->scan_lock);
 }
 
+/* handlers_open makes the registry of dir and scans it once. */
 struct handlers *
 handlers_open(const char *dir, char *err, size_t errlen)
 {
@@ -363,6 +401,7 @@ handlers_open(const char *dir, char *err, size_t errlen)
     while (n > 1 && h->dir[n - 1] == '/')
         h->dir[--n] = '\0';
     h->stop[0] = h->stop[1] = -1;
+    h->ifd = h->wd = -1;
     pthread_mutex_init(&h->lock, NULL);
     pthread_mutex_init(&h->scan_lock, NULL);
     handlers_rescan(h);
@@ -398,28 +437,21 @@ drain_events(int ifd, int *wd)
     return relevant;
 }
 
+/* watch_main waits for inotify events (or polls when the directory is not
+ * watched), and rescans DEBOUNCE_MS after the first event of a burst. */
 static void *
 watch_main(void *arg)
 {
-    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                          IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
     struct handlers *h = arg;
-    int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    int wd = -1;
-    int64_t due = 0, next_poll = 0;
+    int ifd = h->ifd, wd = h->wd;
+    int64_t due = 0, next_poll = mono_ms() + POLL_MS;
 
-    if (ifd < 0)
-        log_warn("handlers: inotify unavailable (%s); polling %s every %d ms",
-                 strerror(errno), h->dir, POLL_MS);
     for (;;) {
         struct pollfd pfd[2] = { { h->stop[0], POLLIN, 0 }, { ifd, POLLIN, 0 } };
         int64_t now = mono_ms(), timeout = -1;
 
-        if (ifd >= 0 && wd < 0) {
-            wd = inotify_add_watch(ifd, h->dir, mask);
-            if (wd >= 0 && next_poll)
-                due = now + DEBOUNCE_MS; /* catch what changed while unwatched */
-        }
+        if (ifd >= 0 && wd < 0 && (wd = inotify_add_watch(ifd, h->dir, WATCH_MASK)) >= 0)
+            due = now + DEBOUNCE_MS; /* catch what changed while unwatched */
         if (wd < 0 && now >= next_poll) {
             handlers_rescan(h);
             next_poll = now + POLL_MS;
@@ -439,11 +471,10 @@ watch_main(void *arg)
             handlers_rescan(h);
         }
     }
-    if (ifd >= 0)
-        close(ifd);
     return NULL;
 }
 
+/* handlers_watch starts the watcher thread.  0, or -1 when no thread. */
 int
 handlers_watch(struct handlers *h)
 {
@@ -453,17 +484,30 @@ handlers_watch(struct handlers *h)
         log_error("handlers: pipe: %s", strerror(errno));
         return -1;
     }
+    /* Watch before returning, then rescan: a change made right after
+     * handlers_watch returns must not be missed. */
+    h->wd = -1;
+    if ((h->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 ||
+        (h->wd = inotify_add_watch(h->ifd, h->dir, WATCH_MASK)) < 0)
+        log_warn("handlers: cannot watch %s (%s); polling it every %d ms", h->dir,
+                 strerror(errno), POLL_MS);
+    handlers_rescan(h);
     if (pthread_create(&h->watcher, NULL, watch_main, h) != 0) {
         log_error("handlers: cannot start the watcher thread");
         close(h->stop[0]);
         close(h->stop[1]);
         h->stop[0] = h->stop[1] = -1;
+        if (h->ifd >= 0)
+            close(h->ifd);
+        h->ifd = -1;
         return -1;
     }
     h->watching = 1;
     return 0;
 }
 
+/* handlers_close stops the watcher (promptly: it polls a stop pipe) and
+ * frees the registry. */
 void
 handlers_close(struct handlers *h)
 {
@@ -478,6 +522,8 @@ handlers_close(struct handlers *h)
         close(h->stop[0]);
         close(h->stop[1]);
     }
+    if (h->ifd >= 0)
+        close(h->ifd);
     /* Every runtime has released its references by now (runtime_run holds
      * one only while it loads a handler). */
     for (size_t i = 0; i < h->n; i++)
@@ -489,6 +535,7 @@ handlers_close(struct handlers *h)
     free(h);
 }
 
+/* handlers_get returns a new reference to type's last good source. */
 struct handler_src *
 handlers_get(struct handlers *h, const char *type)
 {
@@ -505,6 +552,7 @@ handlers_get(struct handlers *h, const char *type)
     return s;
 }
 
+/* handlers_put releases a reference from handlers_get. */
 void
 handlers_put(struct handlers *h, struct handler_src *src)
 {
@@ -544,6 +592,7 @@ entry_info(const struct entry *e)
     return o;
 }
 
+/* handlers_info describes every handler for GET /handlers. */
 json_t *
 handlers_info(struct handlers *h)
 {

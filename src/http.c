@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "log.h"
@@ -25,7 +26,10 @@ struct http_server {
     int                port;
     int                starting;   /* the logger keeps the error while 1 */
     char               starterr[256];
+    int                inflight;   /* requests begun and not completed (atomic) */
 };
+
+#define STOP_GRACE_MS 2000 /* how long http_stop lets answers go out */
 
 static int64_t
 mono_ns(void)
@@ -453,6 +457,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         r->method = method;
         r->url = url;
         *con_cls = r;
+        __atomic_add_fetch(&s->inflight, 1, __ATOMIC_RELAXED);
         return begin(s, r);
     }
     if (*upload_data_size) {
@@ -492,6 +497,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->body);
     free(r);
     *con_cls = NULL;
+    __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_RELEASE);
 }
 
 static void
@@ -624,8 +630,19 @@ http_port(const struct http_server *s)
 void
 http_stop(struct http_server *s)
 {
+    MHD_socket fd;
+    int64_t deadline;
+
     if (!s)
         return;
+    /* Stop accepting, then let answers already decided (a just-resumed
+     * long poll, a request in a route) go out before connections close. */
+    fd = MHD_quiesce_daemon(s->d);
+    deadline = mono_ms() + STOP_GRACE_MS;
+    while (__atomic_load_n(&s->inflight, __ATOMIC_ACQUIRE) > 0 && mono_ms() < deadline)
+        sleep_ms(5);
     MHD_stop_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     free(s);
 }

@@ -79,8 +79,9 @@ struct http_server;
 struct http_server *http_start(const struct http_opts *o, char *err, size_t errlen);
 /* http_port is the port actually bound (useful with port 0). */
 int http_port(const struct http_server *s);
-/* http_stop closes the listening socket, ends every connection and frees.
- * No request may be suspended any more when it is called. */
+/* http_stop stops accepting, waits (up to 2 s) for requests under way to
+ * be answered, then ends every connection and frees.  No request may be
+ * suspended any more when it is called. */
 void http_stop(struct http_server *s);
 
 /* http_parse_listen splits "host:port" / "[v6]:port" / ":port" into host

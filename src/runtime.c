@@ -1464,6 +1464,7 @@ curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* runtime_new builds a VM whose handlers come from reg (see runtime.h). */
 struct runtime *
 runtime_new(struct handlers *reg, int64_t memory_limit)
 {
@@ -1497,6 +1498,8 @@ rt_clear_job(struct runtime *rt)
     rt->host = NULL;
 }
 
+/* runtime_free closes the VM (finalizers get RT_CLEANUP_MS) and frees rt.
+ * Called by the thread that used rt, even one the watchdog abandoned. */
 void
 runtime_free(struct runtime *rt)
 {
@@ -1509,6 +1512,7 @@ runtime_free(struct runtime *rt)
     free(rt);
 }
 
+/* rt_result_free frees the strings of r (not r itself). */
 void
 rt_result_free(struct rt_result *r)
 {
@@ -1987,6 +1991,7 @@ load_budget(const struct rt_job *job)
     return t < RT_LOAD_TIMEOUT_MS ? t : RT_LOAD_TIMEOUT_MS;
 }
 
+/* runtime_run runs job once on its handler and fills res (see runtime.h). */
 int
 runtime_run(struct runtime *rt, const struct rt_job *job, const struct rt_host *host,
             struct rt_result *res)
@@ -2017,6 +2022,7 @@ runtime_run(struct runtime *rt, const struct rt_job *job, const struct rt_host *
     return rt_job_end(rt);
 }
 
+/* runtime_handler_options loads type if needed and reports its options. */
 int
 runtime_handler_options(struct runtime *rt, const char *type, int64_t *timeout,
                         int *max_attempts, int *concurrency)
@@ -2126,6 +2132,8 @@ file_type(const char *path, char out[129])
         snprintf(out, 129, "exec");
 }
 
+/* runtime_cmd_exec is `jqrun exec HANDLER.lua [JSON|@file|-]`: one job,
+ * no Redis, no registry.  Exit code 0 ok, 1 the job failed, 2 usage. */
 int
 runtime_cmd_exec(int argc, char **argv, int64_t memory_limit, int64_t default_timeout_ms)
 {
@@ -2211,6 +2219,8 @@ check_file(lua_State *L, const char *path, const char *name)
     return bad;
 }
 
+/* runtime_cmd_check is `jqrun check`: compiles every handler of dir,
+ * printing "ok PATH" or the error with file:line.  1 if any failed. */
 int
 runtime_cmd_check(const char *dir)
 {

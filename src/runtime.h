@@ -5,6 +5,7 @@
 #ifndef JQ_RUNTIME_H
 #define JQ_RUNTIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct handlers;
