@@ -7,7 +7,7 @@
 PKGS     := lua5.4 hiredis libmicrohttpd libcurl libcrypto jansson lua5.4-cjson
 DEBS     := build-essential pkg-config liblua5.4-dev libhiredis-dev \
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjansson-dev \
-            lua-cjson-dev redis-server redis-tools curl jq
+            lua-cjson-dev redis-server redis-tools curl jq valgrind
 CC       ?= cc
 WARN     := -Wall -Wextra -Wformat=2 -Wshadow -Wwrite-strings \
             -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
@@ -30,7 +30,7 @@ HDRS     := $(wildcard src/*.h)
 SCRIPTS  := $(wildcard lua/*.lua)
 UNITS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
 
-.PHONY: all deps test unit sanitize run bench clean check-deps
+.PHONY: all deps test units sanitize run bench clean fuzz test-reliability valgrind
 
 all: $(B)/jqrun
 
@@ -89,5 +89,23 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(B)/bench
 	B=$(B) sh tests/bench/run.sh
 
+# test-reliability: the long crash/restart/hostile-input scenarios (the
+# short form runs inside `make test`); see RELIABILITY.md.
+test-reliability: deps
+	@$(MAKE) --no-print-directory all
+	B=$(B) RELIABILITY=long bash tests/reliability/run.sh
+
+# fuzz: libFuzzer targets (clang), each for a bounded time.
+fuzz: deps
+	@$(MAKE) --no-print-directory all
+	bash tests/fuzz/run.sh
+
+# valgrind: the unit tests under valgrind, failing on any leak or error.
+valgrind: deps
+	@$(MAKE) --no-print-directory all units
+	@for t in $(UNITS); do \
+	  valgrind -q --leak-check=full --error-exitcode=1 $$t >/dev/null || { echo "valgrind: $$t"; exit 1; }; \
+	  echo "valgrind ok: $$t"; done
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
