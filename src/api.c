@@ -826,7 +826,7 @@ finish_job(struct http_req *r, struct store *st, const char *q, const struct wor
     o.token = op->token;
     o.ok = op->kind == W_COMPLETE;
     if (o.ok && op->result)
-        result = json_dumps(op->result, JSON_COMPACT | JSON_ENCODE_ANY);
+        result = json_dumps(op->result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     o.result = result;
     o.error = op->error ? op->error : "failed by an external worker";
     o.permanent = !op->retry;

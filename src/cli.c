@@ -191,7 +191,7 @@ cli_get(const struct config *c, int argc, char **argv)
     store_close(st);
     if (rc != Q_OK)
         return qerror(rc, "get", argv[1], "");
-    json_dumpf(job, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_dumpf(job, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     putchar('\n');
     json_decref(job);
     return 0;

@@ -71,7 +71,7 @@ static struct MHD_Response *
 json_response(json_t *body)
 {
     struct MHD_Response *resp;
-    char *txt = json_dumps(body ? body : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    char *txt = json_dumps(body ? body : json_null(), JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     size_t n;
 
     json_decref(body);

@@ -195,7 +195,7 @@ parse_metadata(json_t *body, struct job_spec *s, char *err, size_t errlen)
             return -1;
         }
     }
-    s->metadata = json_dumps(m, JSON_COMPACT);
+    s->metadata = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(15));
     return 0;
 }
 
@@ -337,7 +337,7 @@ job_spec_from_json(json_t *body, int64_t now, struct job_spec *s, char *err, siz
         snprintf(err, errlen, "'payload' must be a JSON object");
         goto fail;
     }
-    s->payload = json_dumps(payload, JSON_COMPACT);
+    s->payload = json_dumps(payload, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (int_field(body, "priority", "priority", JOB_PRIORITY_MIN, JOB_PRIORITY_MAX, &v,
                   &given, err, errlen) < 0)
         goto fail;

@@ -327,9 +327,9 @@ run_one(struct slot *s, struct item *it)
     const struct config *c = qp->w->c;
     json_t *job = it->l.job;
     const char *type = json_string_value(json_object_get(job, "type")) ?: "";
-    char *payload = json_dumps(json_object_get(job, "payload"), JSON_COMPACT | JSON_ENCODE_ANY);
+    char *payload = json_dumps(json_object_get(job, "payload"), JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     json_t *meta = json_object_get(job, "metadata");
-    char *metadata = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    char *metadata = meta ? json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     struct host_ud hud = { s, it };
     struct rt_host host = { &hud, host_progress, host_enqueue };
     struct rt_job rj = {

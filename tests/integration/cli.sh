@@ -48,6 +48,10 @@ expect_eq "non-integer flag exits 2" $rc 2
 $JQRUN enqueue 'bad type!' '{}' >/dev/null 2>&1; expect_eq "bad type exits 2" $? 2
 $JQRUN enqueue t '[1]' >/dev/null 2>&1; expect_eq "array payload exits 2" $? 2
 
+# Decimal numbers keep their short form through Redis and back.
+idp=$($JQRUN enqueue t '{"price":19.99}')
+expect_match "decimal payload kept" "$($JQRUN get "$idp" | tr -d ' \n')" '"price":19.99}'
+
 # idempotency key
 k1=$($JQRUN enqueue t '{}' --key order-1); k2=$($JQRUN enqueue t '{}' --key order-1)
 expect_eq "idempotency key returns the first job" "$k2" "$k1"

@@ -1,7 +1,6 @@
 /* test_runtime.c — the Lua handler runtime: results, errors, limits, the
  * sandbox, ctx.* and the CLI commands.  Runs from the repository root
  * against handlers/ and the hostile handlers of tests/handlers/. */
-#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -462,15 +461,15 @@ test_options(struct runtime *rt)
     rt_result_free(&res);
 }
 
-/* capture runs the CLI command f with stdout and stderr sent to files, and
- * returns its exit code; *out and *err get what it printed (static). */
+/* capture runs the CLI command f with stdout and stderr sent to temporary
+ * files, and returns its exit code; *out and *err get what it printed
+ * (valid until the next call). */
 static int
 capture(int (*f)(void *), void *arg, char **out, char **err)
 {
     static char *o, *e;
-    int so = dup(1), se = dup(2), rc;
-    int fo = open("build/tests/.rt_out", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int fe = open("build/tests/.rt_err", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char po[] = "/tmp/jqrun-rt-out-XXXXXX", pe[] = "/tmp/jqrun-rt-err-XXXXXX";
+    int fo = mkstemp(po), fe = mkstemp(pe), so = dup(1), se = dup(2), rc;
 
     fflush(stdout);
     fflush(stderr);
@@ -487,10 +486,10 @@ capture(int (*f)(void *), void *arg, char **out, char **err)
     close(fe);
     free(o);
     free(e);
-    o = read_file("build/tests/.rt_out", NULL);
-    e = read_file("build/tests/.rt_err", NULL);
-    unlink("build/tests/.rt_out");
-    unlink("build/tests/.rt_err");
+    o = read_file(po, NULL);
+    e = read_file(pe, NULL);
+    unlink(po);
+    unlink(pe);
     *out = o ? o : (char *)"";
     *err = e ? e : (char *)"";
     return rc;
