@@ -65,6 +65,18 @@ struct slot {
     int             abandoned;
 };
 
+/* tcount tracks one job type's running jobs in a queue, against the
+ * `concurrency` option of its handler (0 = no limit of its own). */
+struct tcount {
+    char type[129];
+    int  running;
+    int  limit;
+    int64_t learned; /* mono ms the limit was read from the handler; 0 never */
+};
+
+#define MAX_TYPES 64
+#define LIMIT_TTL_MS 1000
+
 struct qpool {
     struct workers *w;
     const char     *name;
@@ -77,6 +89,8 @@ struct qpool {
     struct item    *held;
     int             nheld;
     struct slot   **slots;
+    struct tcount   types[MAX_TYPES];
+    int             ntypes;
 };
 
 struct workers {
@@ -377,6 +391,96 @@ slot_free(struct slot *s)
     free(s);
 }
 
+static const char *
+item_type(const struct item *it)
+{
+    return json_string_value(json_object_get(it->l.job, "type")) ?: "";
+}
+
+/* tcount_of finds (or adds) the counter of a type; NULL when the table is
+ * full, and then the type simply has no limit.  qp->mu held. */
+static struct tcount *
+tcount_of(struct qpool *qp, const char *type)
+{
+    for (int i = 0; i < qp->ntypes; i++)
+        if (strcmp(qp->types[i].type, type) == 0)
+            return &qp->types[i];
+    if (qp->ntypes == MAX_TYPES)
+        return NULL;
+    snprintf(qp->types[qp->ntypes].type, sizeof qp->types[0].type, "%s", type);
+    return &qp->types[qp->ntypes++];
+}
+
+/* learn_limits reads, outside the lock, the `concurrency` option of the
+ * handlers of waiting jobs whose limit is not known yet.  qp->mu held on
+ * entry and exit.  Returns 1 if it learned something. */
+static int
+learn_limits(struct slot *s)
+{
+    struct qpool *qp = s->qp;
+    char type[129];
+    int64_t t;
+    int ma, cc = 0, learned = 0;
+
+    for (;;) {
+        struct item *it;
+        struct tcount *tc = NULL;
+        int64_t stale = mono_ms() - LIMIT_TTL_MS;
+        for (it = qp->head; it; it = it->next)
+            if ((tc = tcount_of(qp, item_type(it))) && tc->learned < stale)
+                break;
+        if (!it)
+            return learned;
+        snprintf(type, sizeof type, "%s", tc->type);
+        pthread_mutex_unlock(&qp->mu);
+        if (runtime_handler_options(s->rt, type, &t, &ma, &cc) < 0)
+            cc = 0;
+        pthread_mutex_lock(&qp->mu);
+        if ((tc = tcount_of(qp, type))) {
+            tc->limit = cc > 0 ? cc : 0;
+            tc->learned = mono_ms();
+        }
+        learned = 1;
+    }
+}
+
+/* take_job unlinks the first waiting job whose type is under its handler's
+ * concurrency limit, counting it as running; NULL when none is.  Limits
+ * are re-read every LIMIT_TTL_MS, so an edited handler's new limit holds
+ * within a second. */
+static struct item *
+take_job(struct qpool *qp)
+{
+    struct item *it, *prev = NULL;
+    for (it = qp->head; it; prev = it, it = it->next) {
+        struct tcount *tc = tcount_of(qp, item_type(it));
+        if (tc && tc->limit > 0 && tc->running >= tc->limit)
+            continue;
+        if (prev)
+            prev->next = it->next;
+        else
+            qp->head = it->next;
+        if (qp->tail == it)
+            qp->tail = prev;
+        it->next = NULL;
+        if (tc)
+            tc->running++;
+        return it;
+    }
+    return NULL;
+}
+
+/* job_done counts a job of type as no longer running.  qp->mu held. */
+static void
+job_done(struct qpool *qp, const char *type)
+{
+    struct tcount *tc = tcount_of(qp, type);
+    if (tc && tc->running > 0)
+        tc->running--;
+    /* A type at its limit may have jobs waiting for this one. */
+    pthread_cond_broadcast(&qp->work_cv);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -388,23 +492,31 @@ worker_main(void *arg)
     if (!s->rt)
         log_error("worker %s: cannot build a Lua runtime", qp->name);
     for (;;) {
-        struct item *it;
+        struct item *it = NULL;
+        char type[129];
+        int abandoned;
         pthread_mutex_lock(&qp->mu);
-        while (!qp->head && !w->stopping && !s->abandoned)
+        while (!w->stopping && !s->abandoned && s->rt) {
+            learn_limits(s);
+            if ((it = take_job(qp)))
+                break;
             pthread_cond_wait(&qp->work_cv, &qp->mu);
-        if (w->stopping || s->abandoned || !s->rt) {
+        }
+        if (!it) {
             pthread_mutex_unlock(&qp->mu);
             break;
         }
-        it = qp->head;
-        qp->head = it->next;
-        if (!qp->head)
-            qp->tail = NULL;
-        it->next = NULL;
         s->job = it;
+        /* Copied now: once acknowledged, the keeper frees the item. */
+        snprintf(type, sizeof type, "%s", item_type(it));
         pthread_mutex_unlock(&qp->mu);
         run_one(s, it);
-        if (s->abandoned) {
+        pthread_mutex_lock(&qp->mu);
+        abandoned = s->abandoned;
+        if (!abandoned) /* else the watchdog counted it done */
+            job_done(qp, type);
+        pthread_mutex_unlock(&qp->mu);
+        if (abandoned) {
             /* The keeper gave up on us and started a replacement; we own
              * nothing the pool needs any more. */
             log_warn("worker %s: a stuck handler finally returned; its thread exits",
@@ -573,6 +685,7 @@ watchdog(struct workers *w)
             it = s->job;
             s->abandoned = 1;
             s->job = NULL;
+            job_done(qp, item_type(it));
             pthread_mutex_unlock(&qp->mu);
             pthread_detach(s->thread);
             log_error("job %s: handler stuck past its %lld ms timeout in a C call; "

@@ -46,6 +46,14 @@ return function(job, ctx)
   return { slept = job.payload.ms }
 end
 LUA
+cat > "$H/single.lua" <<'LUA'
+return { concurrency = 1, handle = function(job, ctx)
+  ctx.log("info", "start")
+  ctx.sleep(300)
+  ctx.log("info", "end")
+  return true
+end }
+LUA
 cat > "$H/hot.lua" <<'LUA'
 return function(job, ctx) return "v1" end
 LUA
@@ -119,6 +127,15 @@ rm "$H/hot.lua"
 sleep 1
 id=$($JQRUN enqueue hot '{}' --attempts 1); wait_for 5 done_job "$id"
 expect_match "deleted handler" "$(field "$id" .error)" "no handler for type 'hot'"
+
+# A handler's `concurrency = 1` holds even though the queue runs 2 at once:
+# the runs of its three jobs never overlap.
+s1=$($JQRUN enqueue single '{}'); s2=$($JQRUN enqueue single '{}'); s3=$($JQRUN enqueue single '{}')
+check "single jobs complete" wait_for 10 bash -c "for i in $s1 $s2 $s3; do [ \"\$($JQRUN get \$i | jq -r .status)\" = completed ] || exit 1; done"
+spans=$(for i in $s1 $s2 $s3; do $JQRUN get "$i" | jq -r '"\(.logs[0].ts) \(.logs[1].ts)"'; done | sort -n)
+overlap=$(awk 'NR > 1 && $1 < end { o++ } { end = $2 } END { print o + 0 }' <<<"$spans")
+expect_eq "handler concurrency 1: no overlapping runs" "$overlap" 0
+check "single spans recorded" test "$(wc -l <<<"$spans")" -eq 3
 
 # A handler longer than the lease keeps its job: run once, attempts 1.
 id=$($JQRUN enqueue sleepy '{"ms":2500}')
