@@ -146,10 +146,17 @@ static const struct spec log_spec[] = {
         "one of \"debug\", \"info\", \"warn\", \"error\""),
     END
 };
+static const struct spec rate_limit_spec[] = {
+    INT("requests", rate_limit_requests, 0, 1000000,
+        "a non-negative integer (0 = no limit)"),
+    I64("per", rate_limit_per, 1, MS_MAX, POS_MS),
+    END
+};
 static const struct spec auth_spec[] = {
     OPTSTR("master_key", master_key, nonempty_ok, "a non-empty string or nil"),
     OPTSTR("webhook_secret", webhook_secret, nonempty_ok,
            "a non-empty string or nil"),
+    TABLE("rate_limit", rate_limit_spec),
     END
 };
 static const struct spec top_spec[] = {
@@ -1041,6 +1048,7 @@ config_defaults(struct config *c)
     c->webhook_attempts = 8;
     c->webhook_backoff = 1000;
     c->webhook_timeout = 10000;
+    c->rate_limit_per = 1000;
     c->log_level = xstrdup("info");
 }
 

@@ -46,6 +46,10 @@ struct config {
     char   *log_level;               /* "debug|info|warn|error", default "info" */
     char   *master_key;              /* auth.master_key or NULL */
     char   *webhook_secret;          /* auth.webhook_secret or NULL */
+    int     rate_limit_requests;     /* auth.rate_limit.requests: bucket size
+                                        per API key; 0 = no limit (default) */
+    int64_t rate_limit_per;          /* auth.rate_limit.per: ms to refill a
+                                        whole bucket, default 1000 */
 };
 
 /* config_defaults fills c with DESIGN.md's defaults (all strings malloc'd). */

@@ -146,6 +146,23 @@ http_error_json(struct http_req *r, unsigned status, json_t *extra, const char *
 }
 
 enum MHD_Result
+http_error_header(struct http_req *r, unsigned status, const char *header, const char *value,
+                  const char *fmt, ...)
+{
+    struct MHD_Response *resp;
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!(resp = json_response(http_error_body(status, msg))))
+        return MHD_NO;
+    MHD_add_response_header(resp, header, value);
+    return queue_answer(r, status, resp);
+}
+
+enum MHD_Result
 http_text(struct http_req *r, unsigned status, const char *ctype, const char *text,
           size_t len)
 {
@@ -422,9 +439,15 @@ static enum MHD_Result
 finish(struct http_server *s, struct http_req *r)
 {
     json_error_t je;
+    enum MHD_Result ret;
 
     if (r->too_large)
         return too_large(s, r);
+    /* Credentials before anything else, 404 included: a caller without a
+     * key learns nothing about the API, not even which paths exist. */
+    if (s->o.authorize && !(r->route && (r->route->flags & HTTP_PUBLIC)) &&
+        s->o.authorize(r, &ret))
+        return ret;
     if (!r->route)
         return not_routed(r);
     if (r->route->flags & HTTP_JSON_BODY) {

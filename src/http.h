@@ -25,6 +25,8 @@ typedef enum MHD_Result (*http_fn)(struct http_req *r);
 /* Route flags. */
 enum {
     HTTP_JSON_BODY = 1, /* body must be JSON (415 / 400 otherwise); parsed into r->json */
+    HTTP_PUBLIC    = 2, /* no credentials needed: the authorize hook is skipped */
+    HTTP_MASTER    = 4, /* for the authorize hook: only the master key may call it */
 };
 
 struct http_route {
@@ -47,6 +49,11 @@ struct http_opts {
     /* called when a request is done (answered or the client went away):
      * status 0 when no answer was sent. */
     void      (*on_done)(int status, double seconds);
+    /* called once the whole request is in, before its route runs (or its
+     * 404/405 is sent), except on HTTP_PUBLIC routes; r->route is NULL for
+     * an unknown path.  Returns 0 to go on, or 1 having answered (401,
+     * 403, 429 ...) with that answer's result in *ret.  NULL = open. */
+    int       (*authorize)(struct http_req *r, enum MHD_Result *ret);
 };
 
 /* http_req is one request; valid from routing until on_done. */
@@ -61,6 +68,9 @@ struct http_req {
     char       *body;                    /* NUL-terminated, may be NULL */
     size_t      body_len;
     json_t     *json;                    /* parsed body (HTTP_JSON_BODY routes) */
+    char        app[24];                 /* set by authorize: the calling
+                                            application's id; "" = the master
+                                            key, or no authorize hook */
     /* private to http.c: */
     size_t      body_cap;
     int         too_large;
@@ -110,6 +120,11 @@ enum MHD_Result http_error(struct http_req *r, unsigned status, const char *fmt,
 enum MHD_Result http_error_json(struct http_req *r, unsigned status, json_t *extra,
                                 const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* http_error_header is http_error with one extra response header (e.g.
+ * Retry-After on a 429, WWW-Authenticate on a 401). */
+enum MHD_Result http_error_header(struct http_req *r, unsigned status, const char *header,
+                                  const char *value, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* http_error_body builds the error object {"statusCode", "error",
  * "message"} (a new reference), for http_json or http_resume_json. */
 json_t *http_error_body(unsigned status, const char *msg);

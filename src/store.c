@@ -21,6 +21,7 @@ static const char *const script_names[S_COUNT] = {
     "enqueue", "lease", "extend", "complete", "fail", "cancel", "retry",
     "promote", "reclaim", "pause", "remove", "progress", "counts", "trim",
     "release",
+    "auth", "app_create", "app_delete",
 };
 
 const char *

@@ -11,6 +11,7 @@ enum script_id {
     S_ENQUEUE, S_LEASE, S_EXTEND, S_COMPLETE, S_FAIL, S_CANCEL, S_RETRY,
     S_PROMOTE, S_RECLAIM, S_PAUSE, S_REMOVE, S_PROGRESS, S_COUNTS, S_TRIM,
     S_RELEASE,
+    S_AUTH, S_APP_CREATE, S_APP_DELETE,     /* applications and API keys */
     S_COUNT
 };
 

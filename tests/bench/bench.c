@@ -31,7 +31,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +82,7 @@ struct row {
     double      v[MAX_RUNS];
     int         n;
     char        why[240];    /* why values are missing, if they are */
+    int         fails;       /* runs that failed (fail()) */
 };
 
 static struct row rows[R_COUNT];
@@ -120,6 +120,21 @@ why(enum row_id id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(rows[id].why, sizeof rows[id].why, fmt, ap);
     va_end(ap);
+}
+
+/* fail is why() for one run that failed: the reason is also kept in
+ * last_failure, for the progress line of that very run. */
+static char last_failure[240];
+static void fail(enum row_id id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void
+fail(enum row_id id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_failure, sizeof last_failure, fmt, ap);
+    va_end(ap);
+    rows[id].fails++;
+    why(id, "%s", last_failure);
 }
 
 static int
@@ -274,12 +289,24 @@ spawn(char *const argv[], const char *logpath)
     return pid;
 }
 
+/* how_ended describes the last process alive() reaped: "exit 1", "signal
+ * 11 (Segmentation fault)". */
+static char how_ended[96];
+
 /* alive tells whether pid still runs (reaping it if not). */
 static int
 alive(pid_t pid)
 {
     int status;
-    return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
+    pid_t r = pid > 0 ? waitpid(pid, &status, WNOHANG) : -1;
+    if (r == pid) {
+        if (WIFSIGNALED(status))
+            snprintf(how_ended, sizeof how_ended, "killed by signal %d (%s)", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
+        else
+            snprintf(how_ended, sizeof how_ended, "exit %d", WEXITSTATUS(status));
+    }
+    return r == 0;
 }
 
 /* stop sends SIGTERM, waits up to ms, then SIGKILLs. */
@@ -400,7 +427,7 @@ jq_start(const char *role, const char *name, int concurrency, int port, char *lo
         char tail[200];
         log_tail(logpath, tail, sizeof tail);
         kid_track(pid, 0);
-        snprintf(err, errlen, "`jqrun %s` exited at startup: %s", role, tail);
+        snprintf(err, errlen, "`jqrun %s` ended at startup (%s): %s", role, how_ended, tail);
         return -1;
     }
     return pid;
@@ -1284,7 +1311,7 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
     struct store *st;
     struct window w;
     long long c[5] = { 0 }, cmds;
-    int64_t t_full = 0, t_done = 0, end;
+    int64_t t_full = 0, t_start, t_done = 0, end;
     double rcpu, jcpu;
     long long sw;
     pid_t pid;
@@ -1292,7 +1319,7 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
     flushall();
     st = store_open(G.url, err, sizeof err);
     if (!st || store_ready(st) < 0 || prefill(st, "noop", n, NULL, err, sizeof err) < 0) {
-        why(row, "prefill failed: %s", st && st->err[0] ? st->err : err);
+        fail(row, "prefill failed: %s", st && st->err[0] ? st->err : err);
         store_close(st);
         return -1;
     }
@@ -1301,18 +1328,18 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
     snprintf(name, sizeof name, "worker-c%d", conc);
     pid = jq_start("worker", name, conc, 0, logpath, sizeof logpath, err, sizeof err);
     if (pid < 0) {
-        why(row, "%s", err);
+        fail(row, "%s", err);
         return -1;
     }
     /* t_full: the last moment every job was still waiting (so the rate
      * is, if anything, pessimistic); t_done: nothing waiting, running or
      * backing off. */
-    t_full = mono_us();
+    t_full = t_start = mono_us();
     end = run_end();
     for (;;) {
         int64_t t = mono_us();
         if (zcards(c) < 0) {
-            why(row, "lost Redis while polling");
+            fail(row, "lost Redis while polling");
             break;
         }
         if (c[0] >= n)
@@ -1324,14 +1351,15 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
         if (!alive(pid)) {
             char tail[200];
             log_tail(logpath, tail, sizeof tail);
-            why(row, "the worker exited: %s", tail);
+            fail(row, "the worker ended (%s): %s", how_ended, tail);
             kid_track(pid, 0);
             pid = -1;
             break;
         }
         if (mono_ms() > end) {
-            why(row, "timed out after %.0f s with %lld waiting, %lld processing",
-                (double)(mono_us() - t_full) / 1e6, c[0], c[1]);
+            fail(row, "timed out after %.0f s with %lld waiting, %lld processing, %lld delayed "
+                "(retrying), %lld failed", (double)(mono_us() - t_start) / 1e6, c[0], c[1],
+                c[2], c[4]);
             break;
         }
         sleep_ms(2);
@@ -1341,7 +1369,7 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
         return -1;
     }
     if (c[4] > 0) {
-        why(row, "%lld of %ld jobs failed (see %s)", c[4], n, logpath);
+        fail(row, "%lld of %ld jobs failed (see %s)", c[4], n, logpath);
         stop(pid, 3000);
         return -1;
     }
@@ -1358,7 +1386,7 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
     window_close(&w, &cmds, &rcpu);
     stop(pid, 3000);
     put(row, (double)n / ((double)(t_done - t_full) / 1e6));
-    if (ps->n < MAX_RUNS) {
+    if (ps->n < MAX_RUNS && isfinite(jcpu) && isfinite(rcpu)) {
         long long dels = 0;
         for (int i = 0; i < w.d.n; i++)
             if (strcmp(w.d.name[i], "del") == 0)
@@ -1628,6 +1656,11 @@ out:
         if (!*slot)
             *slot = O.v[i].t;
     }
+    if (store_ready(st) < 0) {
+        why(R_LAT_START_P50, "lost Redis: %s", st->err);
+        bad = 1;
+        goto out_nothreads;
+    }
     for (long k = 0; k < done; k++)
         redisAppendCommand(st->ctx, "HMGET " PREFIX ":{" QUEUE "}:job:%s createdAt startedAt "
                                     "completedAt", L[k].id);
@@ -1643,12 +1676,11 @@ out:
             freeReplyObject(r);
     }
     {
-        long n_start = 0, n_leased = 0, n_done = 0, n_fields = 0;
+        long n_start = 0, n_leased = 0, n_done = 0;
         for (long k = 0; k < done; k++) {
             n_start += L[k].t_start > 0;
             n_leased += L[k].t_leased > 0;
             n_done += L[k].t_done > 0;
-            n_fields += L[k].completed > 0;
         }
         /* Handler start: the FIFO when the handler could write to it (µs);
          * else the lease as the events stream shows it (µs, a little
@@ -1707,7 +1739,6 @@ out:
                      "%.3f ms\n", (double)pct(a, na, .5) / 1000, (double)pct(a, na, .99) / 1000,
                      (double)a[na - 1] / 1000);
             }
-            (void)n_fields;
             free(s1);
             free(s2);
         }
@@ -1871,7 +1902,9 @@ report(struct strbuf *sb, const char *header)
         if (rows[i].n == 0 && rows[i].why[0])
             sb_printf(sb, "\n[%d] %s: %s", ++foot, rows[i].label, rows[i].why);
         else if (rows[i].why[0])
-            sb_printf(sb, "\nNote, %s: some runs failed: %s", rows[i].label, rows[i].why);
+            sb_printf(sb, "\nNote, %s: %d run%s failed (median of the others); the first: %s",
+                      rows[i].label, rows[i].fails ? rows[i].fails : 1,
+                      rows[i].fails > 1 ? "s" : "", rows[i].why);
     sb_puts(sb, "\n");
     if (G.notes.len) {
         sb_puts(sb, "\nDetails (last run):\n\n");
@@ -2089,7 +2122,7 @@ main(int argc, char **argv)
             say("bench: process %ld jobs at concurrency %d, run %d/%d", P.proc, ps[c].conc, r + 1,
                 G.runs);
             if (fig_process(ps[c].conc, P.proc, proc_rows[c], &ps[c]) < 0)
-                say("bench:   failed: %s", rows[proc_rows[c]].why);
+                say("bench:   failed: %s", last_failure);
         }
     for (int c = 0; c < 3; c++) {
         double lo, hi;
@@ -2144,6 +2177,7 @@ main(int argc, char **argv)
     for (int r = 0; r < G.runs && only("latency"); r++) {
         if (over_budget()) {
             why(R_LAT_START_P50, "skipped: time budget spent");
+            why(R_LAT_DONE_P50, "skipped: time budget spent");
             break;
         }
         say("bench: latency at %d jobs/s for %.1f s, run %d/%d", LAT_RATE, P.lat_ms / 1000.0,
@@ -2156,7 +2190,11 @@ main(int argc, char **argv)
                                                               : R_LAT_DONE_P50].why);
 
     /* 6. */
-    for (int r = 0; r < G.runs && only("memory") && !over_budget(); r++) {
+    for (int r = 0; r < G.runs && only("memory"); r++) {
+        if (over_budget()) {
+            why(R_MEM, "skipped: time budget spent");
+            break;
+        }
         say("bench: memory of %ld waiting jobs, run %d/%d", P.mem, r + 1, G.runs);
         fig_memory(P.mem, r == G.runs - 1);
     }

@@ -116,6 +116,8 @@ test_defaults(void)
     CHECK(c.webhook_timeout == 10000, "%lld", (long long)c.webhook_timeout);
     CHECK_STR(c.log_level, "info");
     CHECK(c.master_key == NULL && c.webhook_secret == NULL, "auth set");
+    CHECK(c.rate_limit_requests == 0 && c.rate_limit_per == 1000, "rate limit %d/%lld",
+          c.rate_limit_requests, (long long)c.rate_limit_per);
     CHECK(config_find_queue(&c, "default") == &c.queues[0], "find default");
     CHECK(config_find_queue(&c, "nope") == NULL, "find nope");
     config_free(&c);
@@ -179,7 +181,8 @@ test_values(void)
         "http = { max_body = 10, connection_timeout = 0, max_connections = 1 }\n"
         "webhooks = { attempts = 1, backoff = 0, timeout = 1 }\n"
         "log = { level = 'debug' }\n"
-        "auth = { master_key = 'mk', webhook_secret = 'whsec_abc' }\n";
+        "auth = { master_key = 'mk', webhook_secret = 'whsec_abc',\n"
+        "         rate_limit = { requests = 100, per = 60000 } }\n";
 
     if (load_ok(&c, src) != 0)
         return;
@@ -204,6 +207,8 @@ test_values(void)
     CHECK_STR(c.log_level, "debug");
     CHECK_STR(c.master_key, "mk");
     CHECK_STR(c.webhook_secret, "whsec_abc");
+    CHECK(c.rate_limit_requests == 100 && c.rate_limit_per == 60000, "rate limit %d/%lld",
+          c.rate_limit_requests, (long long)c.rate_limit_per);
     config_free(&c);
 
     /* nil keeps the default: redis = nil means the embedded Redis. */
@@ -281,6 +286,15 @@ test_type_errors(void)
           "'auth.master_key' must be a non-empty string or nil, got number" },
         { "auth = { master_key = '' }", "'auth.master_key' must be" },
         { "auth = { webhook_secret = {} }", "'auth.webhook_secret' must be" },
+        { "auth = { rate_limit = 5 }", "'auth.rate_limit' must be a table, got number" },
+        { "auth = { rate_limit = { requests = -1 } }",
+          "'auth.rate_limit.requests' must be a non-negative integer (0 = no limit), got -1" },
+        { "auth = { rate_limit = { requests = 1.5 } }",
+          "'auth.rate_limit.requests' must be a non-negative integer" },
+        { "auth = { rate_limit = { per = 0 } }",
+          "'auth.rate_limit.per' must be a positive integer (ms), got 0" },
+        { "auth = { rate_limit = { per = '1s' } }",
+          "'auth.rate_limit.per' must be a positive integer (ms), got string" },
     };
     char src[256], want[256];
 
@@ -317,6 +331,8 @@ test_unknown_keys(void)
     expect_err("\n\nretention = { completed = { size = 1 } }\n",
                "t.conf:3: unknown key 'retention.completed.size'");
     expect_err("auth = { key = 'k' }\n", "t.conf:1: unknown key 'auth.key'");
+    expect_err("auth = {\n  rate_limit = { requests = 1, window = 5 },\n}\n",
+               "t.conf:1: unknown key 'auth.rate_limit.window'");
     expect_err("defaults = { 3 }\n", "t.conf:1: unknown key 'defaults[1]'");
     expect_err("http = { [true] = 1 }\n", "t.conf:1: 'http' may only have");
     expect_err("_ENV['defaults.timeout'] = 1\n",
