@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "handlers.h"
 #include "log.h"
@@ -257,7 +258,9 @@ host_enqueue(void *ud, const char *type, const char *payload_json, const char *o
         json_object_set_new(body, "queue", json_string(h->it->l.queue));
     if (job_spec_from_json(body, now_ms(), &spec, err, errlen) < 0)
         goto out;
-    if ((st = slot_store(h->s, err, errlen)) &&
+    /* An application's job enqueues into that application's queues. */
+    if (auth_scope_follow_up(h->it->l.queue, &spec, err, errlen) == 0 &&
+        (st = slot_store(h->s, err, errlen)) &&
         queue_enqueue(st, c->prefix, c->max_attempts, c->backoff, &spec, 1, &res, err,
                       errlen) == Q_OK) {
         memcpy(id_out, res.id, 37);
@@ -507,6 +510,9 @@ worker_main(void *arg)
             break;
         }
         s->job = it;
+        /* No deadline until run_one sets the real one: the watchdog must
+         * never judge this job by the previous job's deadline. */
+        s->deadline = INT64_MAX;
         /* Copied now: once acknowledged, the keeper frees the item. */
         snprintf(type, sizeof type, "%s", item_type(it));
         pthread_mutex_unlock(&qp->mu);
@@ -675,6 +681,7 @@ watchdog(struct workers *w)
             struct rt_result res;
             char msg[128];
             struct item *it;
+            int64_t timeout;
             if (!s)
                 continue;
             pthread_mutex_lock(&qp->mu);
@@ -686,13 +693,14 @@ watchdog(struct workers *w)
             s->abandoned = 1;
             s->job = NULL;
             job_done(qp, item_type(it));
+            timeout = s->timeout;
             pthread_mutex_unlock(&qp->mu);
             pthread_detach(s->thread);
             log_error("job %s: handler stuck past its %lld ms timeout in a C call; "
-                      "replacing its worker thread", it->l.id, (long long)s->timeout);
+                      "replacing its worker thread", it->l.id, (long long)timeout);
             memset(&res, 0, sizeof res);
             snprintf(msg, sizeof msg, "timeout after %lld ms (handler stuck; thread replaced)",
-                     (long long)s->timeout);
+                     (long long)timeout);
             res.error = msg;
             res.backoff = -1;
             push_ack(w, make_ack(qp, it, &res, (double)(now - s->started) / 1000.0));

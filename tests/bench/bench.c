@@ -367,6 +367,39 @@ log_tail(const char *path, char *out, size_t n)
     free(txt);
 }
 
+/* log_errors counts the "error" lines a jqrun process logged past offset
+ * (its log file is shared by the runs of one figure), keeping the first. */
+static int
+log_errors(const char *path, size_t offset, char *first, size_t n)
+{
+    size_t len = 0;
+    char *txt = read_file(path, &len), *p, *nl;
+    int count = 0;
+
+    if (!txt)
+        return 0;
+    for (p = txt + (offset < len ? offset : len); *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl)
+            nl = p + strlen(p) - 1;
+        if (strstr(p, " error ") && strstr(p, " error ") < nl) {
+            if (count++ == 0)
+                snprintf(first, n, "%.*s", (int)(nl - p), p);
+        }
+        if (!nl[1])
+            break;
+    }
+    free(txt);
+    return count;
+}
+
+static size_t
+file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (size_t)sb.st_size : 0;
+}
+
 /* free_port asks the kernel for an unused loopback port. */
 static int
 free_port(void)
@@ -943,6 +976,72 @@ fig_enq50_c(long n, int last)
         cpu_note("C API enqueue, 50 threads", &w, secs, n);
 }
 
+/* fig_enq50_pipe is a diagnostic, not a table row: 50 single-job enqueue
+ * calls in flight on ONE connection (pipelined: SADD + EVALSHA each, what
+ * queue_enqueue sends), from one thread.  It shows what Redis sustains
+ * when the client side batches its round trips — the bound a server that
+ * pipelines (or group-commits) concurrent POST /jobs would face. */
+static void
+fig_enq50_pipe(long n)
+{
+    char err[256], base[64], now_s[24];
+    struct store *st = store_open(G.url, err, sizeof err);
+    struct window w;
+    long long cmds;
+    double secs;
+
+    flushall();
+    if (!st || store_ready(st) < 0) {
+        store_close(st);
+        return;
+    }
+    snprintf(base, sizeof base, PREFIX ":{" QUEUE "}");
+    window_open(&w);
+    for (long i = 0; i < n; i += INFLIGHT) {
+        int k = n - i < INFLIGHT ? (int)(n - i) : INFLIGHT, bad = 0;
+        char *enc[INFLIGHT];
+        snprintf(now_s, sizeof now_s, "%" PRId64, now_ms());
+        for (int j = 0; j < k; j++) {
+            struct job_spec spec;
+            char buf[1024];
+            json_t *body;
+            job_body(buf, sizeof buf, "noop", i + j, NULL);
+            body = json_loads(buf, 0, NULL);
+            if (job_spec_from_json(body, now_ms(), &spec, err, sizeof err) < 0) {
+                json_decref(body);
+                store_close(st);
+                return;
+            }
+            json_decref(body);
+            enc[j] = job_spec_encode(&spec, now_ms(), DEFAULT_ATTEMPTS, DEFAULT_BACKOFF);
+            job_spec_free(&spec);
+            /* The same arguments as queue.c's enqueue_group (its event
+             * stream cap is 10000). */
+            const char *argv[4] = { base, now_s, "10000", enc[j] };
+            redisAppendCommand(st->ctx, "SADD " PREFIX ":queues " QUEUE);
+            store_append_eval(st, S_ENQUEUE, 1, 4, argv, NULL);
+        }
+        for (int j = 0; j < 2 * k; j++) {
+            redisReply *r = store_get_reply(st);
+            if (!r || r->type == REDIS_REPLY_ERROR)
+                bad = 1;
+            if (r)
+                freeReplyObject(r);
+        }
+        for (int j = 0; j < k; j++)
+            free(enc[j]);
+        if (bad) {
+            store_close(st);
+            return;
+        }
+    }
+    secs = window_close(&w, &cmds, NULL);
+    note("- Diagnostic (not a table row): C API enqueue, 50 single-job calls pipelined on one "
+         "connection from one thread: %.0f jobs/s\n", (double)n / secs);
+    cpu_note("C API enqueue, 50 pipelined on one connection (diagnostic)", &w, secs, n);
+    store_close(st);
+}
+
 static void
 fig_bulk_c(long n, int last)
 {
@@ -1300,6 +1399,8 @@ struct proc_stats {
     int    conc;
     double cmds[MAX_RUNS], jq_cpu[MAX_RUNS], redis_cpu[MAX_RUNS], trimmed[MAX_RUNS];
     double switches[MAX_RUNS];
+    int    log_errors;        /* error lines the workers logged, all runs */
+    char   first_error[300];
     int    n;
     struct cmdstats last;
 };
@@ -1314,6 +1415,7 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
     int64_t t_full = 0, t_start, t_done = 0, end;
     double rcpu, jcpu;
     long long sw;
+    size_t log_off;
     pid_t pid;
 
     flushall();
@@ -1326,6 +1428,8 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
     store_close(st);
     window_open(&w);
     snprintf(name, sizeof name, "worker-c%d", conc);
+    snprintf(logpath, sizeof logpath, "%s/%s.log", G.dir, name);
+    log_off = file_size(logpath);
     pid = jq_start("worker", name, conc, 0, logpath, sizeof logpath, err, sizeof err);
     if (pid < 0) {
         fail(row, "%s", err);
@@ -1385,6 +1489,15 @@ fig_process(int conc, long n, enum row_id row, struct proc_stats *ps)
     sw = ctx_switches(pid);
     window_close(&w, &cmds, &rcpu);
     stop(pid, 3000);
+    {
+        /* A run that "worked" may still have failed attempts inside
+         * (retried, so they slow the run down): say so. */
+        char first[300] = "";
+        int k = log_errors(logpath, log_off, first, sizeof first);
+        if (k && !ps->log_errors)
+            snprintf(ps->first_error, sizeof ps->first_error, "%s", first);
+        ps->log_errors += k;
+    }
     put(row, (double)n / ((double)(t_done - t_full) / 1e6));
     if (ps->n < MAX_RUNS && isfinite(jcpu) && isfinite(rcpu)) {
         long long dels = 0;
@@ -1900,14 +2013,16 @@ report(struct strbuf *sb, const char *header)
     foot = 0;
     for (int i = 0; i < R_COUNT; i++)
         if (rows[i].n == 0 && rows[i].why[0])
-            sb_printf(sb, "\n[%d] %s: %s", ++foot, rows[i].label, rows[i].why);
-        else if (rows[i].why[0])
-            sb_printf(sb, "\nNote, %s: %d run%s failed (median of the others); the first: %s",
-                      rows[i].label, rows[i].fails ? rows[i].fails : 1,
+            sb_printf(sb, "%s- [%d] %s: %s\n", foot ? "" : "\n", foot + 1, rows[i].label,
+                      rows[i].why), foot++;
+    for (int i = 0; i < R_COUNT; i++)
+        if (rows[i].n > 0 && rows[i].why[0])
+            sb_printf(sb, "\n**%s: %d run%s failed** (the figure is the median of the others); "
+                      "the first: %s\n", rows[i].label, rows[i].fails ? rows[i].fails : 1,
                       rows[i].fails > 1 ? "s" : "", rows[i].why);
-    sb_puts(sb, "\n");
     if (G.notes.len) {
-        sb_puts(sb, "\nDetails (last run):\n\n");
+        sb_puts(sb, "\nDetails (breakdowns from the last run of each figure; processing figures "
+                    "are medians):\n\n");
         sb_puts(sb, G.notes.buf);
     }
 }
@@ -2075,6 +2190,8 @@ main(int argc, char **argv)
         say("bench: enqueue through the C API, run %d/%d", r + 1, G.runs);
         fig_enq1_c(P.enq1_c, last);
         fig_enq50_c(P.enq50_c, last);
+        if (last)
+            fig_enq50_pipe(P.enq50_c);
         fig_bulk_c(P.bulk_c, last);
     }
 
@@ -2144,6 +2261,11 @@ main(int argc, char **argv)
              "10,000 jobs: jqrun %.3f s, Redis %.3f s; %.2f context switches of the worker's "
              "threads per job; %.0f jobs trimmed by retention in the window\n", ps[c].conc,
              ps[c].n, m, jq, rd, sw, ps[c].trimmed[ps[c].n - 1]);
+        if (ps[c].log_errors)
+            note("- **The worker logged %d error line%s at concurrency %d** (over all runs; "
+                 "such jobs were retried, which slows the run); the first: `%s`\n",
+                 ps[c].log_errors, ps[c].log_errors > 1 ? "s" : "", ps[c].conc,
+                 ps[c].first_error);
         if (c == best) {
             snprintf(what, sizeof what, "process at concurrency %d (%ld jobs, incl. retention trim"
                      " of %.0f)", ps[c].conc, P.proc, ps[c].trimmed[ps[c].n - 1]);
@@ -2240,6 +2362,14 @@ main(int argc, char **argv)
         if ((slash = strrchr(dir, '/'))) {
             *slash = '\0';
             mkdir(dir, 0755);
+        }
+        if (access(G.results, F_OK) != 0 && (f = fopen(G.results, "w"))) {
+            fputs("# jqrun benchmark results\n\n"
+                  "Appended by every full or `BENCH_QUICK=1` run of `make bench` "
+                  "(tests/bench/bench.c): compare figures across commits on the same "
+                  "machine.  Each figure is the median of 3 runs (1 when quick) with "
+                  "min–max.\n\n", f);
+            fclose(f);
         }
         f = fopen(G.results, "a");
         if (f) {
