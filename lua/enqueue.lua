@@ -12,7 +12,6 @@ end
 
 -- One HINCRBY reserves a FIFO sequence number for every job of the call.
 local seq = tonumber(redis.call('HINCRBY', base .. ':meta', 'seq', #jobs)) - #jobs
-local paused = redis.call('HGET', base .. ':meta', 'paused') == '1'
 local out, woke = {}, false
 
 for _, j in ipairs(jobs) do
@@ -49,13 +48,15 @@ for _, j in ipairs(jobs) do
       redis.call('HSET', base .. ':idem', j.idempotencyKey, id)
     end
     redis.call('XADD', base .. ':events', 'MAXLEN', '~', cap, '*',
-               'jobId', id, 'status', status, 'type', j.type, 'ts', ARGV[1])
+               'jobId', id, 'status', status, 'type', j.type, 'ts', ARGV[1],
+               'created', '1')
     out[#out + 1] = { id, status, j.createdAt, 0 }
   end
 end
 
 -- Wake one blocked fetcher; it passes the token on while work remains.
-if woke and not paused and redis.call('LLEN', base .. ':notify') == 0 then
+-- (Waking the fetcher of a paused queue is harmless: lease.lua checks.)
+if woke and redis.call('LLEN', base .. ':notify') == 0 then
   redis.call('RPUSH', base .. ':notify', '1')
 end
 return out

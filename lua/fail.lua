@@ -8,8 +8,29 @@
 local base, now = KEYS[1], tonumber(ARGV[1])
 local id, token = ARGV[3], ARGV[4]
 local jk = base .. ':job:' .. id
+-- outbox queues a webhook delivery when the job asked for one on `event`
+-- (its `webhooks` field, by event or "*"), in this same atomic step: a
+-- crash right after the transition cannot lose the notification.  The
+-- sender (src/webhook.c) posts it; GET /jobs/:id lists the job's last 50.
+local function outbox(base, jk, id, hooks, event, now, body)
+  local ok, w = pcall(cjson.decode, hooks or '')
+  local t = ok and type(w) == 'table' and (w[event] or w['*'])
+  if type(t) ~= 'table' or type(t.url) ~= 'string' then return end
+  local did = 'wh_' .. id .. '_' .. redis.call('HINCRBY', jk, 'whSeq', 1)
+  redis.call('HSET', base .. ':wh:' .. did, 'id', did, 'event', event, 'url', t.url,
+             'headers', type(t.headers) == 'table' and cjson.encode(t.headers) or '',
+             'body', body, 'jobId', id, 'attempts', 0, 'status', 'pending',
+             'createdAt', now)
+  redis.call('ZADD', base .. ':outbox', now, did)
+  local ids = {}
+  for x in ((redis.call('HGET', jk, 'whIds') or '') .. ' ' .. did):gmatch('%S+') do
+    ids[#ids + 1] = x
+  end
+  while #ids > 50 do table.remove(ids, 1) end
+  redis.call('HSET', jk, 'whIds', table.concat(ids, ' '))
+end
 local f = redis.call('HMGET', jk, 'status', 'leaseToken', 'type', 'attempts',
-                     'maxAttempts', 'backoff', 'strategy')
+                     'maxAttempts', 'backoff', 'strategy', 'webhooks')
 if not f[1] then return { 'notfound' } end
 if f[1] ~= 'processing' or f[2] ~= token then return { 'badtoken', f[1] } end
 local attempts = tonumber(f[4]) or 1
@@ -26,6 +47,12 @@ if ARGV[8] == '1' or attempts >= max then
   redis.call('XADD', base .. ':events', 'MAXLEN', '~', ARGV[2], '*',
              'jobId', id, 'status', 'failed', 'type', f[3], 'ts', ARGV[1],
              'error', ARGV[5])
+  if f[8] then
+    outbox(base, jk, id, f[8], 'failed', ARGV[1], '{"jobId":' .. cjson.encode(id) ..
+           ',"status":"failed","type":' .. cjson.encode(f[3]) .. ',"timestamp":' ..
+           ARGV[1] .. ',"failedAt":' .. ARGV[1] .. ',"attempts":' .. attempts ..
+           ',"error":' .. cjson.encode(ARGV[5]) .. '}')
+  end
   return { 'failed' }
 end
 -- backoff * 2^(attempt-1) for exponential, backoff for fixed; at most a day.

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "handlers.h"
 #include "http.h"
@@ -23,7 +24,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "sse.h"
 #include "store.h"
+#include "subscription.h"
 #include "util.h"
 
 #define LEASE_WAIT_MAX 30000  /* ms a lease request may wait for a job */
@@ -46,6 +49,7 @@ struct api {
     int                  waiters; /* parked lease requests */
     int                  stopping;
     unsigned             epoch;   /* bumped when a store reconnects */
+    struct sse_hub      *sse;     /* GET /events streams */
 };
 
 static __thread struct store *tls_store;
@@ -162,6 +166,47 @@ bad_name(const char *s)
     return !s || !valid_name(s);
 }
 
+/* app_queue maps a queue name from the request to the stored one: an
+ * application's queues live in its namespace (see auth.h), the master
+ * key's as named.  0, or -1 having answered 400. */
+static int
+app_queue(struct http_req *r, const char *name, char out[129], enum MHD_Result *ret)
+{
+    if (bad_name(name)) {
+        *ret = http_error(r, MHD_HTTP_BAD_REQUEST,
+                          "queue name must match [A-Za-z0-9._:-]{1,128}");
+        return -1;
+    }
+    if (auth_queue_internal(r->app, name, out) < 0) {
+        *ret = http_error(r, MHD_HTTP_BAD_REQUEST,
+                          "queue name must be at most %d characters for an application",
+                          128 - AUTH_NS_LEN);
+        return -1;
+    }
+    return 0;
+}
+
+/* own_job answers 404 when job id is not the calling application's, so
+ * that nothing is done to another application's job; 0 when it is hers
+ * (or the caller holds the master key), -1 having answered. */
+static int
+own_job(struct http_req *r, struct store *st, const char *id, enum MHD_Result *ret)
+{
+    struct api *a = r->ud;
+    char q[129];
+    int rc;
+
+    if (!r->app[0])
+        return 0;
+    rc = queue_locate(st, a->c->prefix, id, q);
+    if (rc == Q_OK && !auth_queue_external(r->app, q))
+        rc = Q_NOTFOUND;
+    if (rc == Q_OK)
+        return 0;
+    *ret = rc == Q_NOTFOUND ? job_not_found(r, id) : store_error(r, st, rc, NULL);
+    return -1;
+}
+
 /* parse_int reads a whole decimal integer in [lo, hi]. 0 or -1. */
 static int
 parse_int(const char *s, long lo, long hi, long *out)
@@ -269,6 +314,10 @@ post_job(struct http_req *r)
     NEED_STORE(st, a, r);
     if (job_spec_from_json(r->json, now_ms(), &spec, err, sizeof err) < 0)
         return http_error(r, MHD_HTTP_BAD_REQUEST, "%s", err);
+    if (auth_scope_spec(r->app, &spec, err, sizeof err) < 0) {
+        ret = http_error(r, MHD_HTTP_BAD_REQUEST, "%s", err);
+        goto out;
+    }
     memset(&res, 0, sizeof res);
     rc = queue_enqueue(st, a->c->prefix, a->c->max_attempts, a->c->backoff, &spec, 1, &res,
                        err, sizeof err);
@@ -278,10 +327,13 @@ post_job(struct http_req *r)
     }
     if (res.existed) {
         type = existing_type(st, a->c->prefix, spec.queue, res.id);
-        ret = http_json(r, MHD_HTTP_OK, enq_json(type ? type : spec.type, spec.queue, &res));
+        ret = http_json(r, MHD_HTTP_OK, enq_json(type ? type : spec.type,
+                                                 auth_queue_external(r->app, spec.queue),
+                                                 &res));
     } else {
         metrics_job(spec.queue, spec.type, "enqueued");
-        ret = http_json(r, MHD_HTTP_CREATED, enq_json(spec.type, spec.queue, &res));
+        ret = http_json(r, MHD_HTTP_CREATED,
+                        enq_json(spec.type, auth_queue_external(r->app, spec.queue), &res));
     }
 out:
     free(type);
@@ -330,6 +382,12 @@ post_jobs_bulk(struct http_req *r)
             ret = http_error(r, MHD_HTTP_BAD_REQUEST, "%s", msg);
             goto out;
         }
+        if (auth_scope_spec(r->app, &specs[done], err, sizeof err) < 0) {
+            job_spec_free(&specs[done]);
+            index_error(msg, sizeof msg, done, err);
+            ret = http_error(r, MHD_HTTP_BAD_REQUEST, "%s", msg);
+            goto out;
+        }
     }
     rc = queue_enqueue(st, a->c->prefix, a->c->max_attempts, a->c->backoff, specs, (int)n, res,
                        err, sizeof err);
@@ -341,7 +399,9 @@ post_jobs_bulk(struct http_req *r)
     for (size_t i = 0; i < n; i++) {
         if (!res[i].existed)
             metrics_job(specs[i].queue, specs[i].type, "enqueued");
-        json_array_append_new(out, enq_json(specs[i].type, specs[i].queue, &res[i]));
+        json_array_append_new(out, enq_json(specs[i].type,
+                                            auth_queue_external(r->app, specs[i].queue),
+                                            &res[i]));
     }
     ret = http_json(r, MHD_HTTP_CREATED, out);
 out:
@@ -362,6 +422,10 @@ get_job(struct http_req *r)
 
     NEED_STORE(st, a, r);
     rc = queue_get(st, a->c->prefix, r->params[0], &job);
+    if (rc == Q_OK && auth_job_view(r->app, job) < 0) {
+        json_decref(job);
+        rc = Q_NOTFOUND;
+    }
     if (rc == Q_NOTFOUND)
         return job_not_found(r, r->params[0]);
     if (rc != Q_OK)
@@ -388,9 +452,12 @@ state_change(struct http_req *r, int retry)
     struct store *st;
     json_t *job = NULL;
     char state[16], msg[256];
+    enum MHD_Result ret;
     int rc;
 
     NEED_STORE(st, a, r);
+    if (own_job(r, st, id, &ret) < 0)
+        return ret;
     rc = retry ? queue_retry(st, a->c->prefix, id, state, &job)
                : queue_cancel(st, a->c->prefix, id, state, &job);
     if (rc == Q_NOTFOUND)
@@ -402,6 +469,8 @@ state_change(struct http_req *r, int retry)
     if (rc != Q_OK)
         return store_error(r, st, rc, NULL);
     count_job(job, retry ? "retried" : "canceled");
+    if (job)
+        auth_job_view(r->app, job);
     if (retry)
         snprintf(msg, sizeof msg, "Job '%s' was moved back to the '%s' state.", id,
                  state[0] ? state : "waiting");
@@ -474,7 +543,7 @@ list_jobs(struct http_req *r)
     struct list_query lq = { 0 };
     struct store *st;
     json_t *jobs = NULL;
-    char *next = NULL;
+    char *next = NULL, qint[129];
     enum MHD_Result ret;
     const char *s;
     int rc;
@@ -491,6 +560,13 @@ list_jobs(struct http_req *r)
         ret = http_error(r, MHD_HTTP_BAD_REQUEST, "'queue' must match [A-Za-z0-9._:-]{1,128}");
         goto out;
     }
+    if (auth_queue_internal(r->app, lq.queue, qint) < 0) {
+        ret = http_error(r, MHD_HTTP_BAD_REQUEST,
+                         "'queue' must be at most %d characters for an application",
+                         128 - AUTH_NS_LEN);
+        goto out;
+    }
+    lq.queue = qint;
     if ((s = http_query(r, "status")) && *s && !(lq.status = status_name(s))) {
         ret = http_error(r, MHD_HTTP_BAD_REQUEST,
                          "'status' must be one of waiting, delayed, processing, completed, "
@@ -523,6 +599,7 @@ list_jobs(struct http_req *r)
         ret = store_error(r, st, rc, NULL);
         goto out;
     }
+    auth_jobs_view(r->app, jobs);
     ordered_jobs(jobs);
     ret = http_json(r, MHD_HTTP_OK,
                     json_pack("{s:o, s:I, s:s?}", "jobs", jobs, "count",
@@ -623,6 +700,7 @@ waiter_main(void *arg)
              * out its lease and the scheduler hands it on: delivery is
              * at-least-once anyway. */
             status = MHD_HTTP_OK;
+            auth_job_view(w->r->app, l.job);  /* the request lives until resumed */
             body = lease_json(&l);
             leased_free(&l);
             break;
@@ -687,16 +765,17 @@ static enum MHD_Result
 lease_job(struct http_req *r)
 {
     struct api *a = r->ud;
-    const char *q = r->params[0], *w;
+    const char *w;
     struct store *st;
     struct leased l;
-    char err[256] = "";
+    char err[256] = "", q[129];
     long wait_ms = 0;
+    enum MHD_Result ret;
     int n;
 
     NEED_STORE(st, a, r);
-    if (bad_name(q))
-        return http_error(r, MHD_HTTP_BAD_REQUEST, "queue name must match [A-Za-z0-9._:-]{1,128}");
+    if (app_queue(r, r->params[0], q, &ret) < 0)
+        return ret;
     if ((w = http_query(r, "wait")) && parse_int(w, 0, LEASE_WAIT_MAX, &wait_ms) < 0)
         return http_error(r, MHD_HTTP_BAD_REQUEST, "'wait' must be an integer between 0 and %d (ms)",
                           LEASE_WAIT_MAX);
@@ -704,7 +783,8 @@ lease_job(struct http_req *r)
     if (n < 0)
         return store_error(r, st, n, err);
     if (n == 1) {
-        enum MHD_Result ret = http_json(r, MHD_HTTP_OK, lease_json(&l));
+        auth_job_view(r->app, l.job);
+        ret = http_json(r, MHD_HTTP_OK, lease_json(&l));
         leased_free(&l);
         return ret;
     }
@@ -865,6 +945,8 @@ do_work(struct http_req *r, const struct work_op *op, int seed002)
 
     NEED_STORE(st, a, r);
     rc = queue_locate(st, a->c->prefix, id, q);
+    if (rc == Q_OK && !auth_queue_external(r->app, q))
+        rc = Q_NOTFOUND;   /* another application's job */
     if (rc == Q_NOTFOUND)
         return job_not_found(r, id);
     if (rc != Q_OK)
@@ -1017,10 +1099,13 @@ list_queues(struct http_req *r)
         return store_error(r, st, n, NULL);
     arr = json_array();
     for (int i = 0; i < n && rc == Q_OK; i++) {
+        const char *ext = auth_queue_external(r->app, names[i]);
         json_t *counts = NULL;
+        if (!ext)
+            continue;   /* not the calling application's */
         rc = queue_counts(st, a->c->prefix, names[i], &counts);
         if (rc == Q_OK) {
-            json_t *q = json_pack("{s:s}", "name", names[i]);
+            json_t *q = json_pack("{s:s}", "name", ext);
             json_object_update(q, counts);
             json_decref(counts);
             json_array_append_new(arr, q);
@@ -1040,12 +1125,14 @@ set_paused(struct http_req *r, int paused)
     struct api *a = r->ud;
     const char *q = r->params[0];
     struct store *st;
+    char qint[129];
+    enum MHD_Result ret;
     int rc;
 
     NEED_STORE(st, a, r);
-    if (bad_name(q))
-        return http_error(r, MHD_HTTP_BAD_REQUEST, "queue name must match [A-Za-z0-9._:-]{1,128}");
-    if ((rc = queue_pause(st, a->c->prefix, q, paused)) != Q_OK)
+    if (app_queue(r, q, qint, &ret) < 0)
+        return ret;
+    if ((rc = queue_pause(st, a->c->prefix, qint, paused)) != Q_OK)
         return store_error(r, st, rc, NULL);
     return http_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "queue", q, "paused", paused));
 }
@@ -1077,14 +1164,15 @@ static enum MHD_Result
 remove_jobs(struct http_req *r)
 {
     struct api *a = r->ud;
-    const char *q = r->params[0], *type, *status;
+    const char *type, *status;
     struct store *st;
-    char err[256];
+    char err[256], q[129];
+    enum MHD_Result ret;
     int n;
 
     NEED_STORE(st, a, r);
-    if (bad_name(q))
-        return http_error(r, MHD_HTTP_BAD_REQUEST, "queue name must match [A-Za-z0-9._:-]{1,128}");
+    if (app_queue(r, r->params[0], q, &ret) < 0)
+        return ret;
     if (http_query_each(r, remove_param, err))
         return http_error(r, MHD_HTTP_BAD_REQUEST, "%s", err);
     type = http_query(r, "type");
@@ -1101,6 +1189,36 @@ remove_jobs(struct http_req *r)
     if (n < 0)
         return store_error(r, st, n, NULL);
     return http_json(r, MHD_HTTP_OK, json_pack("{s:i}", "removed", n));
+}
+
+/* ---- subscriptions and live events (subscription.h, sse.h) ---- */
+
+static enum MHD_Result
+post_subscription(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return subs_post(r, thread_store(a), a->c->prefix, r->app);
+}
+
+static enum MHD_Result
+list_subscriptions(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return subs_list(r, thread_store(a), a->c->prefix, r->app);
+}
+
+static enum MHD_Result
+delete_subscription(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return subs_delete(r, thread_store(a), a->c->prefix, r->app, r->params[0]);
+}
+
+static enum MHD_Result
+get_events(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return sse_serve(a->sse, r, r->app);
 }
 
 /* ---- service ---- */
@@ -1192,6 +1310,55 @@ get_metrics(struct http_req *r)
     return ret;
 }
 
+/* ---- applications (auth.c does the work; these lend it a store) ---- */
+
+static enum MHD_Result
+post_application(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return auth_post_application(r, thread_store(a), a->c);
+}
+
+static enum MHD_Result
+list_applications(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return auth_list_applications(r, thread_store(a), a->c);
+}
+
+static enum MHD_Result
+get_application(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return auth_get_application(r, thread_store(a), a->c);
+}
+
+static enum MHD_Result
+delete_application(struct http_req *r)
+{
+    struct api *a = r->ud;
+    return auth_delete_application(r, thread_store(a), a->c);
+}
+
+/* authorize is http.c's hook, run before every route but HTTP_PUBLIC
+ * ones: with a master key configured, it checks the caller's key and rate
+ * limit and sets r->app (see auth.h).  Routes then scope every queue and
+ * job to r->app. */
+static int
+authorize(struct http_req *r, enum MHD_Result *ret)
+{
+    struct api *a = r->ud;
+
+    if (!a->c->master_key) {
+        r->app[0] = '\0';
+        return 0;
+    }
+    return auth_check_request(r, thread_store(a), a->c, ret);
+}
+
+/* With a master key, every route needs a key except HTTP_PUBLIC ones;
+ * HTTP_MASTER ones refuse application keys (403).  Routes added without
+ * a flag are open to applications, scoped to their own data by r->app. */
 static const struct http_route routes[] = {
     { "POST",   "/jobs",                post_job,       HTTP_JSON_BODY },
     { "GET",    "/jobs",                list_jobs,      0 },
@@ -1210,8 +1377,16 @@ static const struct http_route routes[] = {
     { "POST",   "/queues/:q/lease",     lease_job,      0 },
     { "DELETE", "/queues/:q/jobs",      remove_jobs,    0 },
     { "GET",    "/handlers",            get_handlers,   0 },
-    { "GET",    "/health",              health,         0 },
-    { "GET",    "/metrics",             get_metrics,    0 },
+    { "POST",   "/subscriptions",       post_subscription,   HTTP_JSON_BODY },
+    { "GET",    "/subscriptions",       list_subscriptions,  0 },
+    { "DELETE", "/subscriptions/:id",   delete_subscription, 0 },
+    { "GET",    "/events",              get_events,     0 },
+    { "GET",    "/health",              health,         HTTP_PUBLIC },
+    { "GET",    "/metrics",             get_metrics,    HTTP_MASTER },
+    { "POST",   "/applications",        post_application,   HTTP_JSON_BODY | HTTP_MASTER },
+    { "GET",    "/applications",        list_applications,  HTTP_MASTER },
+    { "GET",    "/applications/:id",    get_application,    HTTP_MASTER },
+    { "DELETE", "/applications/:id",    delete_application, HTTP_MASTER },
 };
 
 static void
@@ -1246,6 +1421,7 @@ api_start(const struct config *c, struct handlers *handlers, char *err, size_t e
         .nroutes = sizeof routes / sizeof routes[0],
         .ud = a,
         .on_done = on_done,
+        .authorize = authorize,
     };
     char host[256];
     int port;
@@ -1254,7 +1430,9 @@ api_start(const struct config *c, struct handlers *handlers, char *err, size_t e
     a->h = handlers;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    a->sse = sse_hub_new(c);
     if (!(a->srv = http_start(&o, err, errlen))) {
+        sse_hub_stop(a->sse);
         pthread_mutex_destroy(&a->mu);
         pthread_cond_destroy(&a->cv);
         free(a);
@@ -1265,6 +1443,10 @@ api_start(const struct config *c, struct handlers *handlers, char *err, size_t e
         log_info("api: listening on http://%s%s%s:%d", strchr(host, ':') ? "[" : "",
                  host[0] ? host : "0.0.0.0", strchr(host, ':') ? "]" : "",
                  http_port(a->srv));
+    if (!c->master_key)
+        log_warn("auth: no master_key set: the API is open to anyone who can reach "
+                 "%s%s%s:%d", strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
+                 strchr(host, ':') ? "]" : "", http_port(a->srv));
     return a;
 }
 
@@ -1280,6 +1462,8 @@ api_stop(struct api *a)
     while (a->waiters > 0)
         pthread_cond_wait(&a->cv, &a->mu);
     pthread_mutex_unlock(&a->mu);
+    /* Event streams end first: a suspended stream would hold http_stop. */
+    sse_hub_stop(a->sse);
     http_stop(a->srv);
     for (int i = 0; i < a->nstores; i++)
         store_close(a->stores[i]);

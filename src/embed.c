@@ -60,6 +60,9 @@ start_server(const char *dir, const char *sock, char *err, size_t errlen)
         execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock,
                "--unixsocketperm", "700", "--dir", dir, "--appendonly", "yes",
                "--appendfsync", "everysec", "--save", "", "--daemonize", "yes",
+               /* A job hash holds a payload of a few hundred bytes: keep it
+                * listpack-encoded (half the memory of a hashtable). */
+               "--hash-max-listpack-value", "1024",
                "--pidfile", pidfile, "--logfile", logfile, (char *)NULL);
         _exit(127);
     }

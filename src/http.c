@@ -180,6 +180,12 @@ http_empty(struct http_req *r, unsigned status)
                         MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
 }
 
+enum MHD_Result
+http_respond(struct http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    return queue_answer(r, status, resp);
+}
+
 /* ---- parking ---- */
 
 enum MHD_Result

@@ -133,6 +133,9 @@ enum MHD_Result http_text(struct http_req *r, unsigned status, const char *ctype
                           const char *text, size_t len);
 /* http_empty answers with no body (204). */
 enum MHD_Result http_empty(struct http_req *r, unsigned status);
+/* http_respond answers with a response the caller built (e.g. a stream
+ * from MHD_create_response_from_callback); takes resp in every case. */
+enum MHD_Result http_respond(struct http_req *r, unsigned status, struct MHD_Response *resp);
 
 /* http_suspend parks r: return its result from the route function, then
  * call http_resume_json exactly once from any thread.  MHD_NO if the

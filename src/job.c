@@ -457,6 +457,9 @@ job_from_reply(const redisReply *r, int with_token)
             continue;
         if (strcmp(k->str, "retrySet") == 0 || (!with_token && strcmp(k->str, "leaseToken") == 0))
             continue;
+        /* The webhook outbox's bookkeeping (webhook.h), not job fields. */
+        if (strcmp(k->str, "whIds") == 0 || strcmp(k->str, "whSeq") == 0)
+            continue;
         if (in_list(k->str, numeric_fields)) {
             char *end;
             long long n = strtoll(v->str, &end, 10);

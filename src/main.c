@@ -6,12 +6,14 @@
 
 #include "api.h"
 #include "cli.h"
+#include "events.h"
 #include "config.h"
 #include "embed.h"
 #include "handlers.h"
 #include "log.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "webhook.h"
 #include "worker.h"
 
 #define JQRUN_VERSION "0.1.0"
@@ -31,6 +33,7 @@ static const char usage_text[] =
     "  retry ID            put a failed or canceled job back to waiting\n"
     "  list [--queue Q] [--status S] [--type T] [--limit N]\n"
     "  stats               jobs per queue and state\n"
+    "  watch [--queue Q] [--type T] [--status S]   print job transitions as they happen\n"
     "  exec HANDLER.lua [JSON|@file|-]   run one handler locally, no Redis\n"
     "  check               compile every handler and report errors\n"
     "  version, help\n"
@@ -83,6 +86,7 @@ serve(struct config *c, int with_api, int with_workers)
     struct handlers *h = NULL;
     struct workers *w = NULL;
     struct scheduler *s = NULL;
+    struct webhook *wh = NULL;
     struct api *a = NULL;
     char err[512];
     int rc = 1, sig;
@@ -96,6 +100,10 @@ serve(struct config *c, int with_api, int with_workers)
         log_warn("handlers: cannot watch %s; edits need a restart", c->handlers);
     if (!(s = scheduler_start(c))) {
         fprintf(stderr, "jqrun: cannot start the scheduler\n");
+        goto out;
+    }
+    if (!(wh = webhook_start(c, err, sizeof err))) {
+        fprintf(stderr, "jqrun: webhooks: %s\n", err);
         goto out;
     }
     if (with_workers && !(w = workers_start(c, h, err, sizeof err))) {
@@ -121,6 +129,7 @@ out:
     api_stop(a);
     if (w)
         workers_stop(w, c->shutdown_grace);
+    webhook_stop(wh);
     scheduler_stop(s);
     handlers_close(h);
     return rc;
@@ -209,6 +218,7 @@ main(int argc, char **argv)
     } clis[] = {
         { "enqueue", cli_enqueue }, { "get", cli_get }, { "cancel", cli_cancel },
         { "retry", cli_retry }, { "list", cli_list }, { "stats", cli_stats },
+        { "watch", events_cmd_watch },
     };
     int known = strcmp(cmd, "run") == 0 || strcmp(cmd, "server") == 0 ||
                 strcmp(cmd, "worker") == 0;

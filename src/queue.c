@@ -8,6 +8,7 @@
 #include "log.h"
 #include "queue.h"
 #include "util.h"
+#include "webhook.h"
 
 /* EVENTS_CAP bounds each queue's event stream (approximate MAXLEN ~). */
 #define EVENTS_CAP "10000"
@@ -106,8 +107,19 @@ queue_names_free(char **names, int n)
 static int
 register_queue(struct store *st, const char *prefix, const char *q, char *err, size_t errlen)
 {
-    redisReply *r = store_command(st, "SADD %s:queues %s", prefix, q);
-    int rc = reply_status(st, r, err, errlen);
+    redisReply *r;
+    int rc;
+
+    /* Once per queue per connection: a round trip saved on every enqueue.
+     * (If P:queues is deleted by hand, listings miss the queue until the
+     * process restarts; its jobs are unaffected.) */
+    for (int i = 0; i < st->nknown; i++)
+        if (strcmp(st->known[i], q) == 0)
+            return Q_OK;
+    r = store_command(st, "SADD %s:queues %s", prefix, q);
+    rc = reply_status(st, r, err, errlen);
+    if (rc == Q_OK && st->nknown < (int)(sizeof st->known / sizeof st->known[0]))
+        st->known[st->nknown++] = xstrdup(q);
     if (r)
         freeReplyObject(r);
     return rc;
@@ -216,6 +228,24 @@ queue_locate(struct store *st, const char *prefix, const char *id, char qname[12
     return rc;
 }
 
+/* attach_deliveries adds webhookDeliveries to a job that has webhooks:
+ * the records its `whIds` field lists (see webhook.h). */
+static void
+attach_deliveries(struct store *st, const char *prefix, const char *q, const redisReply *r,
+                  json_t *job)
+{
+    json_t *list = NULL;
+
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, "whIds") == 0 &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            list = webhook_deliveries(st, prefix, q, r->element[i + 1]->str);
+    if (!list && json_object_get(job, "webhooks"))
+        list = json_array();
+    if (list)
+        json_object_set_new(job, "webhookDeliveries", list);
+}
+
 int
 queue_get(struct store *st, const char *prefix, const char *id, json_t **job)
 {
@@ -232,6 +262,8 @@ queue_get(struct store *st, const char *prefix, const char *id, json_t **job)
         *job = job_from_reply(r, 0);
         if (!*job)
             rc = Q_NOTFOUND;
+        else
+            attach_deliveries(st, prefix, q, r, *job);
     }
     if (r)
         freeReplyObject(r);

@@ -22,6 +22,7 @@ static const char *const script_names[S_COUNT] = {
     "promote", "reclaim", "pause", "remove", "progress", "counts", "trim",
     "release",
     "auth", "app_create", "app_delete",
+    "wh_claim", "wh_result", "wh_fanout",
 };
 
 const char *
@@ -210,6 +211,8 @@ store_close(struct store *st)
     if (!st)
         return;
     disconnect(st);
+    for (int i = 0; i < st->nknown; i++)
+        free(st->known[i]);
     free(st->url);
     free(st);
 }

@@ -12,6 +12,7 @@ enum script_id {
     S_PROMOTE, S_RECLAIM, S_PAUSE, S_REMOVE, S_PROGRESS, S_COUNTS, S_TRIM,
     S_RELEASE,
     S_AUTH, S_APP_CREATE, S_APP_DELETE,     /* applications and API keys */
+    S_WH_CLAIM, S_WH_RESULT, S_WH_FANOUT,   /* webhook outbox */
     S_COUNT
 };
 
@@ -22,6 +23,8 @@ struct store {
     char    err[256];        /* last error, for messages */
     int     backoff_ms;      /* current reconnect backoff */
     long long next_try;      /* mono ms before which no reconnect is tried */
+    char  *known[64];        /* queues this store has registered (P:queues) */
+    int    nknown;
 };
 
 /* store_script_name is the lua/ file name of a script id. */

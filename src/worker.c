@@ -36,6 +36,7 @@ struct qpool;
 /* item is one leased job, from lease to acknowledgement. */
 struct item {
     struct leased l;
+    const char *type;             /* the job's type (inside l.job) */
     struct item *next;            /* in the to-run list */
     struct item *hprev, *hnext;   /* in the held list */
 };
@@ -92,6 +93,8 @@ struct qpool {
     struct slot   **slots;
     struct tcount   types[MAX_TYPES];
     int             ntypes;
+    int             new_types;  /* a type without a known limit arrived */
+    int64_t         learn_due;  /* mono ms when limits are re-read */
 };
 
 struct workers {
@@ -143,6 +146,8 @@ item_free(struct item *it)
     free(it);
 }
 
+static struct tcount *tcount_of(struct qpool *qp, const char *type);
+
 /* ---- fetcher ---- */
 
 static void *
@@ -151,10 +156,13 @@ fetcher_main(void *arg)
     struct qpool *qp = arg;
     struct workers *w = qp->w;
     const struct config *c = w->c;
-    /* Hold at most twice the concurrency: one running and one ready per
-     * thread, so a thread finishing finds its next job without a round
-     * trip, yet no process hoards jobs that others could run. */
-    int cap = qp->concurrency * 2;
+    /* Hold at most twice the concurrency (at least 8): one running and one
+     * ready per thread, so a thread finishing finds its next job without a
+     * round trip, yet no process hoards many jobs that others could run.
+     * Lease again only once half of that room is free, so each lease call
+     * moves a batch rather than a job or two. */
+    int cap = qp->concurrency * 2 < 8 ? 8 : qp->concurrency * 2;
+    int want = (cap + 1) / 2;
     struct leased *buf = xcalloc((size_t)cap, sizeof *buf);
     char err[256];
     struct store *st = store_open(c->redis, err, sizeof err);
@@ -167,7 +175,7 @@ fetcher_main(void *arg)
     while (!w->stopping) {
         int room, n;
         pthread_mutex_lock(&qp->mu);
-        while (!w->stopping && qp->nheld >= cap)
+        while (!w->stopping && cap - qp->nheld < want)
             pthread_cond_wait(&qp->room_cv, &qp->mu);
         room = cap - qp->nheld;
         pthread_mutex_unlock(&qp->mu);
@@ -188,6 +196,8 @@ fetcher_main(void *arg)
         for (int i = 0; i < n; i++) {
             struct item *it = xcalloc(1, sizeof *it);
             it->l = buf[i];
+            it->type = json_string_value(json_object_get(it->l.job, "type")) ?: "";
+            tcount_of(qp, it->type); /* a new type is flagged for learning */
             if (qp->tail)
                 qp->tail->next = it;
             else
@@ -397,7 +407,7 @@ slot_free(struct slot *s)
 static const char *
 item_type(const struct item *it)
 {
-    return json_string_value(json_object_get(it->l.job, "type")) ?: "";
+    return it->type;
 }
 
 /* tcount_of finds (or adds) the counter of a type; NULL when the table is
@@ -411,6 +421,7 @@ tcount_of(struct qpool *qp, const char *type)
     if (qp->ntypes == MAX_TYPES)
         return NULL;
     snprintf(qp->types[qp->ntypes].type, sizeof qp->types[0].type, "%s", type);
+    qp->new_types = 1;
     return &qp->types[qp->ntypes++];
 }
 
@@ -425,15 +436,20 @@ learn_limits(struct slot *s)
     int64_t t;
     int ma, cc = 0, learned = 0;
 
-    for (;;) {
+    /* Cheap exit on the hot path: nothing new, limits still fresh. */
+    if (!qp->new_types && mono_ms() < qp->learn_due)
+        return 0;
+    for (qp->new_types = 0;;) {
         struct item *it;
         struct tcount *tc = NULL;
         int64_t stale = mono_ms() - LIMIT_TTL_MS;
         for (it = qp->head; it; it = it->next)
             if ((tc = tcount_of(qp, item_type(it))) && tc->learned < stale)
                 break;
-        if (!it)
+        if (!it) {
+            qp->learn_due = mono_ms() + LIMIT_TTL_MS / 2;
             return learned;
+        }
         snprintf(type, sizeof type, "%s", tc->type);
         pthread_mutex_unlock(&qp->mu);
         if (runtime_handler_options(s->rt, type, &t, &ma, &cc) < 0)
@@ -480,8 +496,10 @@ job_done(struct qpool *qp, const char *type)
     struct tcount *tc = tcount_of(qp, type);
     if (tc && tc->running > 0)
         tc->running--;
-    /* A type at its limit may have jobs waiting for this one. */
-    pthread_cond_broadcast(&qp->work_cv);
+    /* A job held back by this type's limit may be waiting for this one;
+     * types without a limit never hold jobs back, so wake no one. */
+    if (tc && tc->limit > 0 && qp->head)
+        pthread_cond_broadcast(&qp->work_cv);
 }
 
 static void *

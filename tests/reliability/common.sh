@@ -1,0 +1,104 @@
+# tests/reliability/common.sh — helpers for the reliability scenarios.
+# Source tests/lib.sh first, then this file.  It adds:
+#   LONG            1 for the long form (RELIABILITY=long), else 0
+#   pick SHORT LONG echoes the number for the current form
+#   RELCLIENT       the C client (tests/reliability/relclient.c), built here
+#   rredis_start [APPENDFSYNC] [ARGS...]
+#                   a private redis-server with AOF on (appendfsync everysec
+#                   unless given) on a unix socket in $T/redis; sets
+#                   REDIS_SOCK, REDIS_PID, JQRUN_REDIS (rcli works)
+#   rredis_stop graceful|kill   SHUTDOWN (AOF flushed) or kill -9
+#   rredis_restart              starts it again on the same files
+#   rstart NAME ARGS...         $JQRUN ARGS with output in $T/NAME.log; the
+#                               pid lands in the variable NAME_PID
+#   rport NAME                  the HTTP port NAME listens on (waits 10 s)
+#   rss_kb PID                  resident memory of PID in KiB
+#   figure TEXT                 prints "FIGURES <suite>: TEXT"
+#   ids_in STATE                the ids of queue $Q in STATE, sorted
+#   wait_count STATE N SECS     waits until STATE holds at least N jobs
+#   runs_per_id                 "count id" for every RUN line of the logs
+export LC_ALL=C
+LONG=0
+[ "${RELIABILITY:-short}" = long ] && LONG=1
+pick() { if [ "$LONG" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+
+REL=tests/reliability
+RELCLIENT=$PWD/$B/rel/relclient
+if [ ! -x "$RELCLIENT" ] || [ "$REL/relclient.c" -nt "$RELCLIENT" ]; then
+    mkdir -p "$B/rel"
+    # shellcheck disable=SC2046
+    cc -O2 -g -Wall -Wextra -o "$RELCLIENT.tmp.$$" "$REL/relclient.c" \
+        $(pkg-config --cflags --libs libcurl jansson) && mv "$RELCLIENT.tmp.$$" "$RELCLIENT" \
+        || { echo "cannot build relclient"; exit 1; }
+fi
+
+P=${JQRUN_PREFIX:-jq}
+Q=${Q:-default}
+REDIS_ARGS=()
+
+rredis_start() {
+    local fsync=${1:-everysec}
+    [ $# -gt 0 ] && shift
+    mkdir -p "$T/redis"
+    REDIS_SOCK=$T/redis/redis.sock
+    REDIS_ARGS=(--port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 --dir "$T/redis"
+                --save '' --appendonly yes --appendfsync "$fsync" --daemonize no
+                --logfile "$T/redis/redis.log" "$@")
+    rredis_restart
+    export REDIS_SOCK JQRUN_REDIS="unix://$REDIS_SOCK"
+}
+rredis_restart() {
+    redis-server "${REDIS_ARGS[@]}" &
+    REDIS_PID=$!
+    PIDS="$PIDS $REDIS_PID"
+    # PING answers LOADING while the AOF is read back: wait for PONG.
+    wait_for 20 sh -c "redis-cli -s '$REDIS_SOCK' ping 2>/dev/null | grep -q PONG" \
+        || { echo "redis did not start"; tail -n 20 "$T/redis/redis.log"; exit 1; }
+}
+rredis_stop() {
+    if [ "$1" = kill ]; then
+        kill -9 "$REDIS_PID" 2>/dev/null
+    else
+        redis-cli -s "$REDIS_SOCK" shutdown >/dev/null 2>&1
+    fi
+    wait "$REDIS_PID" 2>/dev/null
+    rm -f "$REDIS_SOCK"
+}
+
+rstart() {
+    local name=$1
+    shift
+    "$JQRUN" "$@" >>"$T/$name.log" 2>&1 &
+    printf -v "${name}_PID" %s "$!"
+    PIDS="$PIDS $!"
+}
+rport() {
+    local port="" i
+    for i in $(seq 200); do
+        port=$(sed -n 's/.*api: listening on http:\/\/[^ ]*:\([0-9][0-9]*\)$/\1/p' "$T/$1.log" | tail -n 1)
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    echo "$port"
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+figure() { echo "FIGURES $SUITE: $*"; }
+
+ids_in() { rcli zrange "$P:{$Q}:$1" 0 -1 | sed "/^$/d" | sort; }
+wait_count() {
+    local key=$1 n=$2 secs=$3
+    wait_for "$secs" sh -c "[ \"\$(redis-cli -s '$REDIS_SOCK' zcard '$P:{$Q}:$key')\" -ge $n ]"
+}
+runs_per_id() {
+    cat "$T"/*.log 2>/dev/null | sed -n 's/.* job \([0-9a-f-]*\) \[[^]]*\]: RUN$/\1/p' | sort | uniq -c
+}
+
+# When a scenario fails, show the end of every log it wrote.
+rel_dump() {
+    [ "$FAIL" -gt 0 ] || return 0
+    for f in "$T"/*.log "$T"/redis/redis.log; do
+        [ -f "$f" ] || continue
+        echo "--- $SUITE: last lines of ${f#"$T"/}"
+        tail -n 15 "$f"
+    done
+}
