@@ -102,6 +102,14 @@ store_url_parse(const char *url, struct store_addr *a, char *err, size_t errlen)
     return 0;
 }
 
+void
+store_forget_queues(struct store *st)
+{
+    for (int i = 0; i < st->nknown; i++)
+        free(st->known[i]);
+    st->nknown = 0;
+}
+
 /* load_scripts sends SCRIPT LOAD for every script and keeps their SHAs. */
 static int
 load_scripts(struct store *st)
@@ -181,6 +189,9 @@ connect_once(struct store *st)
         disconnect(st);
         return -1;
     }
+    /* A new connection may be to a Redis that lost P:queues (restarted
+     * without persistence): register queues again as they are used. */
+    store_forget_queues(st);
     return 0;
 fail:
     if (r)
@@ -211,8 +222,7 @@ store_close(struct store *st)
     if (!st)
         return;
     disconnect(st);
-    for (int i = 0; i < st->nknown; i++)
-        free(st->known[i]);
+    store_forget_queues(st);
     free(st->url);
     free(st);
 }

@@ -61,6 +61,11 @@ int store_append_eval(struct store *st, enum script_id id, int numkeys,
                       int argc, const char **argv, const size_t *argvlen);
 redisReply *store_get_reply(struct store *st);
 
+/* store_forget_queues empties the cache of queues this connection has
+ * registered in P:queues (done on every reconnect; tests that FLUSHALL
+ * call it too). */
+void store_forget_queues(struct store *st);
+
 /* store_url_parse splits a url into a host/port or a socket path, a
  * password (may be NULL) and a db number.  0, or -1 with err set. */
 struct store_addr {

@@ -69,6 +69,7 @@ flush(struct store *st)
 {
     redisReply *r = store_command(st, "FLUSHALL");
     freeReplyObject(r);
+    store_forget_queues(st); /* P:queues is gone with the rest */
 }
 
 /* lease1 leases one job of q; returns its id or "" with l filled. */
