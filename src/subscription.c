@@ -336,10 +336,14 @@ unavailable(struct http_req *r, struct store *st)
 static json_t *
 public_view(json_t *rec)
 {
+    static const char *const order[] = { "id", "name", "endpoint", "filters", "events",
+                                         "headers", NULL };
     char iso[32];
-    json_t *o = json_deep_copy(rec);
+    json_t *o = json_object(), *v;
 
-    json_object_del(o, "app");
+    for (const char *const *k = order; *k; k++)
+        if ((v = json_object_get(rec, *k)))
+            json_object_set(o, *k, v);
     iso8601_format(json_integer_value(json_object_get(rec, "createdAt")), iso);
     json_object_set_new(o, "createdAt", json_string(iso));
     return o;
