@@ -9,7 +9,7 @@ if redis.call('HGET', base .. ':meta', 'paused') == '1' then
   return {}
 end
 local popped = redis.call('ZPOPMIN', base .. ':wait', ARGV[3])
-local out = {}
+local out, active = {}, {}
 local deadline = now + lease
 for i = 1, #popped, 2 do
   local id = popped[i]
@@ -26,7 +26,8 @@ for i = 1, #popped, 2 do
     redis.call('HSET', jk, 'status', 'processing', 'attempts', attempts,
                'startedAt', now, 'updatedAt', now, 'leaseToken', token,
                'leaseExpiresAt', deadline)
-    redis.call('ZADD', base .. ':active', deadline, id)
+    active[#active + 1] = deadline
+    active[#active + 1] = id
     redis.call('XADD', base .. ':events', 'MAXLEN', '~', ARGV[5], '*',
                'jobId', id, 'status', 'processing', 'type', jtype, 'ts', ARGV[1],
                'attempt', attempts)
@@ -40,6 +41,8 @@ for i = 1, #popped, 2 do
     out[#out + 1] = f
   end
 end
+-- One ZADD for the whole batch.
+if #active > 0 then redis.call('ZADD', base .. ':active', unpack(active)) end
 -- Pass the wake-up on: another fetcher may have free slots.
 if #out > 0 and redis.call('ZCARD', base .. ':wait') > 0
    and redis.call('LLEN', base .. ':notify') == 0 then

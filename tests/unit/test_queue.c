@@ -403,6 +403,20 @@ test_retention(struct store *st)
     redisReply *r = store_command(st, "KEYS %s:{rq}:job:*", P);
     CHECK(r && r->elements == 0, "job hashes deleted");
     freeReplyObject(r);
+    /* A trimmed job frees its idempotency key. */
+    const char *a = enq(st, "{\"type\":\"t\",\"payload\":{},\"queue\":\"rq\",\"idempotencyKey\":\"once\"}");
+    char first[37];
+    snprintf(first, sizeof first, "%s", a);
+    lease1(st, "rq", 1000, &l);
+    finish1(st, &l, 1, NULL, 0);
+    leased_free(&l);
+    sleep_ms(5);
+    CHECK(queue_trim(st, P, "rq", &c, 100) == 1, "trim the keyed job");
+    r = store_command(st, "HLEN %s:{rq}:idem", P);
+    CHECK(r && r->integer == 0, "idempotency key released");
+    freeReplyObject(r);
+    a = enq(st, "{\"type\":\"t\",\"payload\":{},\"queue\":\"rq\",\"idempotencyKey\":\"once\"}");
+    CHECK(a[0] && strcmp(a, first) != 0, "the key makes a new job after trimming");
     config_free(&c);
 }
 
