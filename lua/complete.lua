@@ -30,10 +30,14 @@ local f = redis.call('HMGET', jk, 'status', 'leaseToken', 'type', 'webhooks')
 if not f[1] then return { 'notfound' } end
 -- A stale worker (its lease expired and the job moved on) must not win.
 if f[1] ~= 'processing' or f[2] ~= token then return { 'badtoken', f[1] } end
+-- ZREM first: Redis refuses a script at its first write that may need
+-- memory when maxmemory is reached (noeviction), and lets it finish once it
+-- has written.  ZREM needs none, so a finished job is still recorded when
+-- Redis is full, instead of lapsing and running again (as fail.lua does).
+redis.call('ZREM', base .. ':active', id)
 redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[5],
            'completedAt', now, 'updatedAt', now)
 if ARGV[6] ~= '' then redis.call('HSET', jk, 'logs', ARGV[6]) end
-redis.call('ZREM', base .. ':active', id)
 redis.call('ZADD', base .. ':completed', now, id)
 redis.call('XADD', base .. ':events', 'MAXLEN', '~', ARGV[2], '*',
            'jobId', id, 'status', 'completed', 'type', f[3], 'ts', now)

@@ -10,8 +10,12 @@ for i = 3, #ARGV, 2 do
   local f = redis.call('HMGET', jk, 'status', 'leaseToken')
   if f[1] == 'processing' and f[2] == token then
     local deadline = now + lease
-    redis.call('HSET', jk, 'leaseExpiresAt', deadline)
+    -- ZREM first (it needs no memory): a script's first write decides
+    -- whether a full Redis (maxmemory, noeviction) refuses it, so the lease
+    -- of a running job is still extended when Redis is full.
+    redis.call('ZREM', base .. ':active', id)
     redis.call('ZADD', base .. ':active', deadline, id)
+    redis.call('HSET', jk, 'leaseExpiresAt', deadline)
     out[#out + 1] = deadline
   else
     out[#out + 1] = 0

@@ -23,6 +23,8 @@
 #define SUBS_BATCHES 10        /* reads per queue per dispatch */
 #define SUBS_TAKEOVER_IDLE 60000  /* ms before a dead consumer's entries move */
 #define SUBS_TAKEOVER_EVERY 30000 /* ms between takeover checks per queue */
+#define SUBS_SWEEP_EVERY 600000   /* ms between sweeps of departed consumers */
+#define SUBS_DEPARTED 3600000     /* ms idle before a consumer counts as gone */
 
 static const char *const event_names[] = {
     "waiting", "delayed", "processing", "progress", "completed", "failed", "canceled",
@@ -508,6 +510,7 @@ struct group {
     char   *queue;
     int     ready;          /* the group exists */
     int64_t next_takeover;  /* mono ms */
+    int64_t next_sweep;     /* mono ms */
 };
 
 struct subs {
@@ -871,6 +874,40 @@ take_over(struct subs *s, struct store *st, struct group *g)
     return n;
 }
 
+/* sweep forgets consumers of stopped processes (every restart is a new
+ * consumer): those idle for an hour with nothing pending. */
+static void
+sweep(struct subs *s, struct store *st, struct group *g)
+{
+    redisReply *r = store_command(st, "XINFO CONSUMERS %s:{%s}:events %s", s->c->prefix,
+                                  g->queue, SUBS_GROUP);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        const char *name = NULL;
+        long long pending = -1, idle = 0;
+        for (size_t k = 0; c->type == REDIS_REPLY_ARRAY && k + 1 < c->elements; k += 2) {
+            const char *f = c->element[k]->str;
+            const redisReply *v = c->element[k + 1];
+            if (!f)
+                continue;
+            if (strcmp(f, "name") == 0 && v->type == REDIS_REPLY_STRING)
+                name = v->str;
+            else if (strcmp(f, "pending") == 0)
+                pending = v->integer;
+            else if (strcmp(f, "idle") == 0)
+                idle = v->integer;
+        }
+        if (name && pending == 0 && idle > SUBS_DEPARTED && strcmp(name, s->consumer) != 0) {
+            redisReply *d = store_command(st, "XGROUP DELCONSUMER %s:{%s}:events %s %s",
+                                          s->c->prefix, g->queue, SUBS_GROUP, name);
+            if (d)
+                freeReplyObject(d);
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+}
+
 int
 subs_dispatch(struct subs *s, struct store *st, char **queues, int n)
 {
@@ -896,6 +933,11 @@ subs_dispatch(struct subs *s, struct store *st, char **queues, int n)
             if (g->next_takeover && take_over(s, st, g) < 0)
                 return -1;
             g->next_takeover = now + SUBS_TAKEOVER_EVERY;
+        }
+        if (now >= g->next_sweep) {
+            if (g->next_sweep)
+                sweep(s, st, g);
+            g->next_sweep = now + SUBS_SWEEP_EVERY;
         }
         if ((k = read_new(s, st, g)) < 0)
             return -1;

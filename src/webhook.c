@@ -240,6 +240,7 @@ struct webhook {
     CURLM          *multi;
     unsigned char   key[WEBHOOK_KEY_MAX];
     int             keylen;       /* 0 until the secret is known */
+    int             bad_secret;   /* the shared secret is malformed (logged) */
     struct store   *st;
     char          **queues;
     int             nqueues;
@@ -268,8 +269,10 @@ load_secret(struct webhook *w)
     if (webhook_secret_shared(w->st, w->c->prefix, secret) < 0)
         return;
     if ((n = webhook_secret_decode(secret, w->key)) < 0) {
-        log_error("webhooks: %s:webhook_secret is not a whsec_<base64> secret; "
-                  "set auth.webhook_secret", w->c->prefix);
+        /* Someone wrote it by hand; nothing is sent until it is fixed. */
+        if (!w->bad_secret++)
+            log_error("webhooks: %s:webhook_secret is not a whsec_<base64> secret; "
+                      "fix it or set auth.webhook_secret", w->c->prefix);
         return;
     }
     w->keylen = n;

@@ -75,7 +75,7 @@ api_url || { echo "jqrun did not start"; cat "$T/jqrun.log"; }
 SECRET=$(rcli get wh:webhook_secret)
 expect_match "secret generated" "$SECRET" "whsec_"
 check "secret logged at start" grep -q "webhook secret: $SECRET" "$T/jqrun.log"
-curl -s -X POST "$R/ctl/secret?value=$SECRET" >/dev/null
+curl -s -X POST -G "$R/ctl/secret" --data-urlencode "value=$SECRET" >/dev/null
 
 # 500 twice, then 200: delivered once, three attempts, one webhook-id.
 plan /done 500,500,200
@@ -123,6 +123,13 @@ sleep 0.6
 expect_eq "4xx sent once" "$(count /gone)" 1
 expect_eq "4xx one attempt" "$(delivery "$id" completed .attempts)" 1
 expect_eq "4xx error" "$(delivery "$id" completed .lastError)" "HTTP 410"
+
+# A receiver that never answers times out (webhooks.timeout) and is retried.
+plan /slow hang,200
+id=$(post /jobs "{\"type\":\"echo\",\"payload\":{},\"webhooks\":{\"completed\":\"$R/slow\"}}" | jq -r .id)
+check "delivered after a timeout" wait_for 8 bash -c "[ \"\$(curl -s $U/jobs/$id | jq -r '.webhookDeliveries[0].status')\" = delivered ]"
+expect_eq "timeout recorded" "$(delivery "$id" completed .lastError)" "timeout after 2000 ms"
+expect_eq "timeout: two attempts" "$(delivery "$id" completed .attempts)" 2
 
 # The receiver is down while the job completes: delivered once it is back.
 recv_stop

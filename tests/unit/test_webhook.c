@@ -340,6 +340,59 @@ test_outbox(struct store *st)
     CHECK_STR(result(st, "f", "nope", "ok", &attempts), "gone");
 }
 
+/* test_dispatch runs stream events through a subscription into the outbox
+ * and checks that each event is acknowledged and handled once. */
+static void
+test_dispatch(struct store *st)
+{
+    struct config c;
+    struct subs *s;
+    char *queues[1] = { (char *)"d" };
+    redisReply *r;
+    int n;
+
+    config_defaults(&c);
+    free(c.prefix);
+    c.prefix = xstrdup(P);
+    r = store_command(st, "HSET wht:subscriptions s1 %s s2 %s",
+                      "{\"id\":\"s1\",\"name\":\"n\",\"endpoint\":\"http://h/s\","
+                      "\"filters\":{\"queues\":[],\"types\":[],\"metadata\":{\"tier\":\"gold\"}},"
+                      "\"events\":[\"completed\"],\"headers\":{\"X\":\"y\"},\"createdAt\":1,"
+                      "\"app\":\"\"}",
+                      "{\"id\":\"s2\",\"name\":\"later\",\"endpoint\":\"http://h/l\","
+                      "\"filters\":{},\"events\":[\"*\"],\"createdAt\":99999999999999,\"app\":\"\"}");
+    if (r)
+        freeReplyObject(r);
+    enq(st, "{\"type\":\"t\",\"queue\":\"d\",\"payload\":{},\"metadata\":{\"tier\":\"gold\"}}");
+    CHECK(finish(st, "d", 1, "{\"r\":1}") == Q_OK, "finish gold");
+    enq(st, "{\"type\":\"t\",\"queue\":\"d\",\"payload\":{},\"metadata\":{\"tier\":\"tin\"}}");
+    CHECK(finish(st, "d", 1, "{\"r\":2}") == Q_OK, "finish tin");
+
+    s = subs_new(&c, "me");
+    n = subs_dispatch(s, st, queues, 1);
+    CHECK(n == 1, "one delivery (gold, completed): %d", n);
+    CHECK(zcard(st, "wht:{d}:outbox") == 1, "in the outbox");
+    r = store_command(st, "XPENDING wht:{d}:events %s", SUBS_GROUP);
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->element[0]->integer == 0,
+          "every event acknowledged");
+    if (r)
+        freeReplyObject(r);
+    r = claim(st, "d", now_ms());
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "claimable");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        CHECK_STR(r->element[0]->element[1]->str, "http://h/s");
+        CHECK_STR(r->element[0]->element[2]->str, "{\"X\":\"y\"}");
+        CHECK_CONTAINS(r->element[0]->element[3]->str, "\"result\":{\"r\":1}");
+        CHECK_CONTAINS(r->element[0]->element[3]->str, "\"subscriptionId\":\"s1\"");
+        CHECK_CONTAINS(r->element[0]->element[0]->str, "evt_");
+    }
+    if (r)
+        freeReplyObject(r);
+    CHECK(subs_dispatch(s, st, queues, 1) == 0, "nothing new");
+    subs_free(s);
+    config_free(&c);
+}
+
 int
 main(void)
 {
@@ -351,8 +404,10 @@ main(void)
     test_subscriptions();
     st = store_open(fx_start(), err, sizeof err);
     CHECK(st && store_ready(st) == 0, "redis: %s", st ? st->err : err);
-    if (st && st->ctx)
+    if (st && st->ctx) {
         test_outbox(st);
+        test_dispatch(st);
+    }
     store_close(st);
     return ut_done("test_webhook");
 }
