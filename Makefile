@@ -40,7 +40,7 @@ $(B)/jqrun: $(OBJS)
 $(B)/%.o: src/%.c $(HDRS) | $(B)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/scripts.c: $(SCRIPTS) tools/embed.sh | $(B)
+$(B)/scripts.c: $(SCRIPTS) $(wildcard lua/lib/*.lua) tools/embed.sh | $(B)
 	sh tools/embed.sh $(SCRIPTS) > $@.tmp && mv $@.tmp $@
 
 $(B)/scripts.o: $(B)/scripts.c src/scripts.h

@@ -545,7 +545,8 @@ on_log(void *cls, const char *fmt, va_list ap)
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
         msg[--n] = '\0';
-    if (s->starting)
+    /* MHD's threads may log while http_start still runs: atomic flag. */
+    if (__atomic_load_n(&s->starting, __ATOMIC_ACQUIRE))
         snprintf(s->starterr, sizeof s->starterr, "%s", msg);
     else
         log_debug("http: %s", msg);
@@ -627,7 +628,7 @@ http_start(const struct http_opts *o, char *err, size_t errlen)
                                                                     : MHD_USE_AUTO;
     if (s->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->starting = 1;
+    __atomic_store_n(&s->starting, 1, __ATOMIC_RELEASE);
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->addr,
                             MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 1u,
@@ -636,7 +637,7 @@ http_start(const struct http_opts *o, char *err, size_t errlen)
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
                             MHD_OPTION_END);
-    s->starting = 0;
+    __atomic_store_n(&s->starting, 0, __ATOMIC_RELEASE);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s: %s", o->listen,
                  s->starterr[0] ? s->starterr : "libmicrohttpd refused to start");

@@ -695,15 +695,14 @@ watchdog(struct workers *w)
     for (int q = 0; q < w->nq; q++) {
         struct qpool *qp = &w->q[q];
         for (int i = 0; i < qp->concurrency; i++) {
-            struct slot *s = qp->slots[i];
+            struct slot *s;
             struct rt_result res;
             char msg[128];
             struct item *it;
-            int64_t timeout;
-            if (!s)
-                continue;
+            int64_t timeout, started;
             pthread_mutex_lock(&qp->mu);
-            if (!s->job || s->abandoned || now < s->deadline) {
+            s = qp->slots[i];
+            if (!s || !s->job || s->abandoned || now < s->deadline) {
                 pthread_mutex_unlock(&qp->mu);
                 continue;
             }
@@ -712,6 +711,7 @@ watchdog(struct workers *w)
             s->job = NULL;
             job_done(qp, item_type(it));
             timeout = s->timeout;
+            started = s->started;
             pthread_mutex_unlock(&qp->mu);
             pthread_detach(s->thread);
             log_error("job %s: handler stuck past its %lld ms timeout in a C call; "
@@ -721,8 +721,11 @@ watchdog(struct workers *w)
                      (long long)timeout);
             res.error = msg;
             res.backoff = -1;
-            push_ack(w, make_ack(qp, it, &res, (double)(now - s->started) / 1000.0));
-            qp->slots[i] = slot_start(qp);
+            push_ack(w, make_ack(qp, it, &res, (double)(now - started) / 1000.0));
+            s = slot_start(qp);
+            pthread_mutex_lock(&qp->mu);
+            qp->slots[i] = s;
+            pthread_mutex_unlock(&qp->mu);
         }
     }
 }
@@ -800,13 +803,14 @@ workers_start(const struct config *c, struct handlers *h, char *err, size_t errl
         if (r)
             freeReplyObject(r);
     }
-    pthread_create(&w->keeper, NULL, keeper_main, w);
     for (int q = 0; q < w->nq; q++) {
         struct qpool *qp = &w->q[q];
         for (int i = 0; i < qp->concurrency; i++)
             qp->slots[i] = slot_start(qp);
         pthread_create(&qp->fetcher, NULL, fetcher_main, qp);
     }
+    /* Last: the keeper's watchdog reads the slots made above. */
+    pthread_create(&w->keeper, NULL, keeper_main, w);
     return w;
 }
 
