@@ -422,30 +422,27 @@ queue_extend(struct store *st, const char *prefix, const char *q, const char *id
     return rc;
 }
 
-/* append_finish queues the complete or fail script call of one outcome. */
+/* COMPLETE_BATCH bounds the jobs acknowledged by one complete.lua call
+ * (its argument list and the time Redis spends in one script). */
+#define COMPLETE_BATCH 256
+
+/* append_fail queues the fail script call of one outcome. */
 static int
-append_finish(struct store *st, const char *prefix, const char *now_s, struct outcome *o)
+append_fail(struct store *st, const char *prefix, const char *now_s, struct outcome *o)
 {
     char base[160], max_s[24] = "", backoff_s[24] = "";
     const char *argv[12];
-    int argc;
 
     qbase(base, sizeof base, prefix, o->queue);
+    if (o->max_attempts > 0)
+        i64(max_s, o->max_attempts);
+    if (o->backoff >= 0)
+        i64(backoff_s, o->backoff);
     argv[0] = base;
     argv[1] = now_s;
     argv[2] = EVENTS_CAP;
     argv[3] = o->id;
     argv[4] = o->token;
-    if (o->ok) {
-        argv[5] = o->result ? o->result : "null";
-        argv[6] = o->logs ? o->logs : "";
-        argc = 7;
-        return store_append_eval(st, S_COMPLETE, 1, argc, argv, NULL);
-    }
-    if (o->max_attempts > 0)
-        i64(max_s, o->max_attempts);
-    if (o->backoff >= 0)
-        i64(backoff_s, o->backoff);
     argv[5] = o->error ? o->error : "failed";
     argv[6] = o->stack ? o->stack : "";
     argv[7] = o->logs ? o->logs : "";
@@ -456,56 +453,139 @@ append_finish(struct store *st, const char *prefix, const char *now_s, struct ou
     return store_append_eval(st, S_FAIL, 1, 12, argv, NULL);
 }
 
+/* append_complete queues one complete.lua call for the outcomes idx[0..n),
+ * all completed and of one queue. */
+static int
+append_complete(struct store *st, const char *prefix, const char *now_s,
+                struct outcome *o, const int *idx, int n)
+{
+    const char **argv = xcalloc((size_t)(3 + 4 * n), sizeof(char *));
+    char base[160];
+    int rc;
+
+    qbase(base, sizeof base, prefix, o[idx[0]].queue);
+    argv[0] = base;
+    argv[1] = now_s;
+    argv[2] = EVENTS_CAP;
+    for (int k = 0; k < n; k++) {
+        struct outcome *x = &o[idx[k]];
+        argv[3 + 4 * k] = x->id;
+        argv[4 + 4 * k] = x->token;
+        argv[5 + 4 * k] = x->result ? x->result : "null";
+        argv[6 + 4 * k] = x->logs ? x->logs : "";
+    }
+    rc = store_append_eval(st, S_COMPLETE, 1, 3 + 4 * n, argv, NULL);
+    free(argv);
+    return rc;
+}
+
+/* take_reply applies one script reply ({'completed'|'delayed'|'failed'},
+ * {'badtoken', state} or {'notfound'}) to outcome o. */
+static void
+take_reply(struct outcome *o, const redisReply *r)
+{
+    const char *tag;
+
+    o->state[0] = '\0';
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_warn("redis: finishing job %s: %s", o->id, r->str);
+        o->status = Q_REDIS;
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        o->status = Q_REDIS;
+        return;
+    }
+    tag = r->element[0]->str;
+    if (strcmp(tag, "notfound") == 0) {
+        o->status = Q_NOTFOUND;
+    } else if (strcmp(tag, "badtoken") == 0) {
+        o->status = Q_BADTOKEN;
+    } else {
+        o->status = Q_OK;
+        snprintf(o->state, sizeof o->state, "%s", tag);
+    }
+}
+
 int
 queue_finish(struct store *st, const char *prefix, int64_t keep_completed,
              int64_t keep_failed, struct outcome *o, int n)
 {
-    char now_s[24];
-    int rc = Q_OK;
+    /* calls[c] lists the outcomes answered by the c-th pipelined call:
+     * a batch of completions of one queue, or a single failure. */
+    int *order = xcalloc((size_t)n, sizeof(int)), *start = xcalloc((size_t)n + 1, sizeof(int));
+    char *placed = xcalloc((size_t)n, 1), now_s[24];
+    int ncalls = 0, m = 0, rc = Q_OK, c;
 
     /* Retention is trimmed by the scheduler (queue_trim), not per ack. */
     (void)keep_completed;
     (void)keep_failed;
-    if (store_ready(st) < 0)
-        return Q_UNAVAILABLE;
+    if (store_ready(st) < 0) {
+        rc = Q_UNAVAILABLE;
+        goto out;
+    }
     i64(now_s, now_ms());
-    for (int i = 0; i < n; i++)
-        if (append_finish(st, prefix, now_s, &o[i]) < 0)
-            return Q_UNAVAILABLE;
     for (int i = 0; i < n; i++) {
+        if (placed[i])
+            continue;
+        start[ncalls] = m;
+        order[m++] = i;
+        placed[i] = 1;
+        if (o[i].ok) {
+            for (int j = i + 1; j < n && m - start[ncalls] < COMPLETE_BATCH; j++)
+                if (!placed[j] && o[j].ok && strcmp(o[j].queue, o[i].queue) == 0) {
+                    order[m++] = j;
+                    placed[j] = 1;
+                }
+            if (append_complete(st, prefix, now_s, o, order + start[ncalls],
+                                m - start[ncalls]) < 0)
+                rc = Q_UNAVAILABLE;
+        } else if (append_fail(st, prefix, now_s, &o[i]) < 0) {
+            rc = Q_UNAVAILABLE;
+        }
+        ncalls++;
+        if (rc != Q_OK)
+            break;
+    }
+    start[ncalls] = m;
+    for (int i = 0; i < n; i++)
+        o[i].status = Q_UNAVAILABLE;
+    for (c = 0; rc == Q_OK && c < ncalls; c++) {
         redisReply *r = store_get_reply(st);
-        o[i].state[0] = '\0';
+        int first = start[c], cnt = start[c + 1] - start[c];
         if (!r) {
-            for (; i < n; i++)
-                o[i].status = Q_UNAVAILABLE;
-            return Q_UNAVAILABLE;
+            rc = Q_UNAVAILABLE;
+            break;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-            /* A flushed script cache shows up here as NOSCRIPT: reload so
-             * the caller's retry works. */
-            log_warn("redis: finishing job %s: %s", o[i].id, r->str);
-            o[i].status = Q_REDIS;
+            /* A flushed script cache shows up here as NOSCRIPT: the
+             * reconnect below reloads the scripts for the caller's retry. */
+            for (int k = 0; k < cnt; k++)
+                take_reply(&o[order[first + k]], r);
             if (strncmp(r->str, "NOSCRIPT", 8) == 0)
                 rc = Q_UNAVAILABLE;
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
-            const char *tag = r->element[0]->str;
-            if (strcmp(tag, "notfound") == 0) {
-                o[i].status = Q_NOTFOUND;
-            } else if (strcmp(tag, "badtoken") == 0) {
-                o[i].status = Q_BADTOKEN;
-            } else {
-                o[i].status = Q_OK;
-                snprintf(o[i].state, sizeof o[i].state, "%s", tag);
-            }
+        } else if (o[order[first]].ok) {
+            for (int k = 0; k < cnt; k++)
+                if (r->type == REDIS_REPLY_ARRAY && (size_t)k < r->elements)
+                    take_reply(&o[order[first + k]], r->element[k]);
+                else
+                    o[order[first + k]].status = Q_REDIS;
+        } else {
+            take_reply(&o[order[first]], r);
         }
         freeReplyObject(r);
     }
-    if (rc == Q_UNAVAILABLE) {
+    if (rc == Q_UNAVAILABLE && st->ctx) {
         /* Force a reconnect, which reloads every script. */
         redisFree(st->ctx);
         st->ctx = NULL;
         st->next_try = 0;
     }
+out:
+    free(order);
+    free(start);
+    free(placed);
     return rc;
 }
 

@@ -135,6 +135,36 @@ test_get_and_complete(struct store *st)
     leased_free(&l);
 }
 
+/* One queue_finish of several outcomes: completions of one queue go in one
+ * script call, each job still answered on its own. */
+static void
+test_batch_finish(struct store *st)
+{
+    struct leased l[4];
+    struct outcome o[4];
+    char err[256];
+    int n;
+
+    for (int i = 0; i < 4; i++)
+        enq(st, "{\"type\":\"t\",\"payload\":{}}");
+    n = queue_lease(st, P, "default", 4, 30000, l, err, sizeof err);
+    CHECK(n == 4, "leased 4: %d", n);
+    for (int i = 0; i < 4; i++)
+        o[i] = (struct outcome){ .queue = l[i].queue, .id = l[i].id, .token = l[i].token,
+                                 .ok = i != 2, .result = "[1]", .error = "no",
+                                 .permanent = 1, .backoff = -1 };
+    o[1].token = "stale";
+    CHECK(queue_finish(st, P, 100, 100, o, 4) == Q_OK, "finish batch");
+    CHECK(o[0].status == Q_OK && strcmp(o[0].state, "completed") == 0, "0 completed");
+    CHECK(o[1].status == Q_BADTOKEN, "1 refused: %d", o[1].status);
+    CHECK(o[2].status == Q_OK && strcmp(o[2].state, "failed") == 0, "2 failed");
+    CHECK(o[3].status == Q_OK && strcmp(o[3].state, "completed") == 0, "3 completed");
+    CHECK_STR(status_of(st, l[1].id), "processing");
+    CHECK_STR(status_of(st, l[3].id), "completed");
+    for (int i = 0; i < 4; i++)
+        leased_free(&l[i]);
+}
+
 static void
 test_delayed(struct store *st)
 {
@@ -528,6 +558,7 @@ main(void)
         return ut_done("test_queue");
     flush(st); test_priority_fifo(st);
     flush(st); test_get_and_complete(st);
+    flush(st); test_batch_finish(st);
     flush(st); test_delayed(st);
     flush(st); test_backoff(st);
     flush(st); test_reclaim(st);
