@@ -204,8 +204,10 @@ fetcher_main(void *arg)
                 qp->head = it;
             qp->tail = it;
             held_add(qp, it);
+            /* One waiter per job: waking every idle thread for a batch
+             * of two would only have them fight over the lock. */
+            pthread_cond_signal(&qp->work_cv);
         }
-        pthread_cond_broadcast(&qp->work_cv);
         pthread_mutex_unlock(&qp->mu);
     }
     store_close(st);
