@@ -17,6 +17,7 @@
 #   ids_in STATE                the ids of queue $Q in STATE, sorted
 #   wait_count STATE N SECS     waits until STATE holds at least N jobs
 #   runs_per_id                 "count id" for every RUN line of the logs
+#   consistent                  every job of $Q is in the index of its status
 export LC_ALL=C
 LONG=0
 [ "${RELIABILITY:-short}" = long ] && LONG=1
@@ -91,6 +92,39 @@ wait_count() {
 }
 runs_per_id() {
     cat "$T"/*.log 2>/dev/null | sed -n 's/.* job \([0-9a-f-]*\) \[[^]]*\]: RUN$/\1/p' | sort | uniq -c
+}
+
+# consistent: every job hash of queue $Q is in exactly one index, the one
+# of its status; prints what is wrong and fails otherwise.
+consistent() {
+    local s
+    : > "$T/indexed"
+    for s in wait:waiting delayed:delayed active:processing completed:completed \
+             failed:failed canceled:canceled; do
+        rcli zrange "$P:{$Q}:${s%%:*}" 0 -1 | sed "/^\$/d; s/\$/ ${s#*:}/" >> "$T/indexed"
+    done
+    rcli --scan --pattern "$P:{$Q}:job:*" | sed "s/^$P:{$Q}:job://" | sort > "$T/hashes"
+    sort "$T/indexed" > "$T/indexed.sorted"
+    # one index entry per hash, none without a hash
+    awk '{print $1}' "$T/indexed.sorted" | uniq -d > "$T/dups"
+    if [ -s "$T/dups" ]; then
+        echo "in two indexes: $(head -n 3 "$T/dups" | tr '\n' ' ')"; return 1
+    fi
+    if ! cmp -s "$T/hashes" <(awk '{print $1}' "$T/indexed.sorted"); then
+        echo "hashes and indexes differ:"
+        diff "$T/hashes" <(awk '{print $1}' "$T/indexed.sorted") | head -n 5; return 1
+    fi
+    # and the hash's status matches its index
+    awk '{print "HGET '"$P:{$Q}"':job:" $1 " status"}' "$T/indexed.sorted" | rcli > "$T/status"
+    paste -d' ' "$T/indexed.sorted" "$T/status" | awk '$2 != $3' > "$T/wrong"
+    if [ -s "$T/wrong" ]; then
+        echo "status differs from index: $(head -n 3 "$T/wrong" | tr '\n' ' ')"; return 1
+    fi
+}
+
+# check_consistent NAME: a test that $Q is consistent.
+check_consistent() {
+    if consistent > "$T/why" 2>&1; then pass; else fail "$1: $(cat "$T/why")"; fi
 }
 
 # When a scenario fails, show the end of every log it wrote.

@@ -22,12 +22,14 @@ defaults = { max_attempts = 5, backoff = 50, timeout = 30000 }
 shutdown_grace = 2000
 CONF
 export JQRUN_CONFIG=$T/jqrun.conf
-post() { curl -s -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$1$2" -d "$3"; }
-code() { curl -s -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+post() { curl -s -m 5 -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$1$2" -d "$3"; }
+code() { curl -s -m 5 -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
               "http://127.0.0.1:$1$2" -d "$3"; }
-job() { curl -s "http://127.0.0.1:$PORT1/jobs/$1"; }
+# Ask a process that is not stopped: a SIGSTOPped server accepts
+# connections (the kernel does) but never answers.
+job() { curl -s -m 5 "http://127.0.0.1:${JOBPORT:-$PORT1}/jobs/$1"; }
 status_is() { [ "$(job "$1" | jq -r .status)" = "$2" ]; }
-rejected() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^jqrun_lease_rejected_total/ {print $2}'; }
+rejected() { curl -s -m 5 "http://127.0.0.1:$1/metrics" | awk '/^jqrun_lease_rejected_total/ {print $2}'; }
 ran() { grep -c "job $1 \[.*\]: RUN\$" "$T/$2.log"; }
 # events ID STATUS counts the entries of ID with STATUS in queue $Q's stream.
 events() {
@@ -52,15 +54,16 @@ stopped_at=$(date +%s%N)
 rstart w2 run
 PORT2=$(rport w2)
 check "w2 is up" test -n "$PORT2"
+JOBPORT=$PORT2
 check "the job completes elsewhere" wait_for 15 status_is "$ID" completed
 took=$(( ($(date +%s%N) - stopped_at) / 1000000 ))
 before=$(job "$ID")
 expect_eq "the second attempt completed it" "$(echo "$before" | jq -r .result.attempt)" 2
 expect_eq "w2 ran it once" "$(ran "$ID" w2)" 1
 kill -CONT "$w1_PID"
-check "w1 answers again" wait_for 10 sh -c "[ -n \"\$(curl -s http://127.0.0.1:$PORT1/health)\" ]"
+check "w1 answers again" wait_for 10 sh -c "[ -n \"\$(curl -s -m 1 http://127.0.0.1:$PORT1/health)\" ]"
 check "the stale outcome is refused and counted" wait_for 10 sh -c \
-    "curl -s http://127.0.0.1:$PORT1/metrics | grep -qx 'jqrun_lease_rejected_total 1'"
+    "curl -s -m 1 http://127.0.0.1:$PORT1/metrics | grep -qx 'jqrun_lease_rejected_total 1'"
 check "w1 logs the refusal" grep -q "job $ID: outcome refused" "$T/w1.log"
 after=$(job "$ID")
 expect_eq "the job is unchanged by the stale outcome" "$after" "$before"
