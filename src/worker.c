@@ -291,12 +291,14 @@ static void
 push_ack(struct workers *w, struct ack *a)
 {
     pthread_mutex_lock(&w->amu);
-    if (w->acks_tail)
+    if (w->acks_tail) {
+        /* The keeper has been told already and takes the whole list. */
         w->acks_tail->next = a;
-    else
+    } else {
         w->acks = a;
+        pthread_cond_signal(&w->acv);
+    }
     w->acks_tail = a;
-    pthread_cond_signal(&w->acv);
     pthread_mutex_unlock(&w->amu);
 }
 
