@@ -433,6 +433,37 @@ static const char *const numeric_fields[] = {
 };
 static const char *const json_fields[] = { "payload", "metadata", "result", "webhooks", "logs", NULL };
 
+/* lossy_string is s as a JSON string when s is not valid UTF-8 (a handler
+ * may fail with any bytes in its message): each byte that does not start
+ * a valid sequence becomes '?', so the field is shown, not dropped. */
+static json_t *
+lossy_string(const char *s, size_t n)
+{
+    char *out = xmalloc(n + 1);
+    size_t o = 0;
+    json_t *j;
+
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
+                   : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+        /* jansson judges each candidate sequence (overlongs, surrogates). */
+        if (c == 0 || len == 0 || i + len > n || (len > 1 && !(j = json_stringn(s + i, len)))) {
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        if (len > 1)
+            json_decref(j);
+        memcpy(out + o, s + i, len);
+        o += len;
+        i += len;
+    }
+    j = json_stringn(out, o);
+    free(out);
+    return j;
+}
+
 static int
 in_list(const char *k, const char *const *list)
 {
@@ -470,6 +501,8 @@ job_from_reply(const redisReply *r, int with_token)
         }
         if (!val)
             val = json_stringn(v->str, v->len);
+        if (!val)
+            val = lossy_string(v->str, v->len);
         if (val)
             json_object_set_new(job, k->str, val);
     }
@@ -493,4 +526,35 @@ backoff_delay(const char *strategy, int64_t base, int attempt)
         return base > DAY_MS ? DAY_MS : base;
     d = (double)base * pow(2.0, attempt > 1 ? attempt - 1 : 0);
     return d > (double)DAY_MS ? DAY_MS : (int64_t)d;
+}
+
+int
+job_meta_matches(json_t *metadata, json_t *filter)
+{
+    json_t *want;
+    const char *k;
+
+    if (!filter || !json_object_size(filter))
+        return 1;
+    if (!json_is_object(metadata))
+        return 0;
+    json_object_foreach(filter, k, want) {
+        json_t *have = json_object_get(metadata, k);
+        char buf[64];
+        const char *txt = NULL;
+        if (json_is_string(have)) {
+            txt = json_string_value(have);
+        } else if (json_is_integer(have)) {
+            snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(have));
+            txt = buf;
+        } else if (json_is_real(have)) {
+            snprintf(buf, sizeof buf, "%g", json_real_value(have));
+            txt = buf;
+        } else if (json_is_boolean(have)) {
+            txt = json_is_true(have) ? "true" : "false";
+        }
+        if (!txt || strcmp(txt, json_string_value(want) ?: "") != 0)
+            return 0;
+    }
+    return 1;
 }

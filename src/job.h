@@ -50,6 +50,11 @@ char *job_spec_encode(const struct job_spec *spec, int64_t now, int default_atte
  * is not such an array or is empty.  Caller json_decref's it. */
 json_t *job_from_reply(const redisReply *r, int with_token);
 
+/* job_meta_matches tells whether metadata (a job's flat object) holds every
+ * K: V of filter, comparing as text since filters come from query strings
+ * (3 matches "3", true matches "true").  An empty or NULL filter matches. */
+int job_meta_matches(json_t *metadata, json_t *filter);
+
 /* backoff_delay is the wait before retry number `attempt` (1-based: the
  * attempt that just failed): exponential doubles `base` each attempt
  * (base * 2^(attempt-1)), fixed always waits base.  Capped at one day. */

@@ -725,29 +725,7 @@ queue_counts(struct store *st, const char *prefix, const char *q, json_t **count
 static int
 meta_match(json_t *job, json_t *filter)
 {
-    json_t *meta = json_object_get(job, "metadata"), *want;
-    const char *k;
-
-    if (!filter || !json_object_size(filter))
-        return 1;
-    if (!json_is_object(meta))
-        return 0;
-    json_object_foreach(filter, k, want) {
-        json_t *have = json_object_get(meta, k);
-        char buf[64];
-        const char *txt = NULL;
-        if (json_is_string(have))
-            txt = json_string_value(have);
-        else if (json_is_integer(have))
-            snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(have)), txt = buf;
-        else if (json_is_real(have))
-            snprintf(buf, sizeof buf, "%g", json_real_value(have)), txt = buf;
-        else if (json_is_boolean(have))
-            txt = json_is_true(have) ? "true" : "false";
-        if (!txt || strcmp(txt, json_string_value(want)) != 0)
-            return 0;
-    }
-    return 1;
+    return job_meta_matches(json_object_get(job, "metadata"), filter);
 }
 
 /* Cursor format: "<state index>:<offset>".  Offsets index the state's

@@ -304,25 +304,8 @@ subs_match(json_t *sub, const char *q, json_t *event)
 int
 subs_match_meta(json_t *sub, json_t *metadata)
 {
-    json_t *want = json_object_get(json_object_get(sub, "filters"), "metadata"), *v;
-    const char *k;
-
-    json_object_foreach(want, k, v) {
-        json_t *have = json_object_get(metadata, k);
-        char buf[64];
-        const char *txt = NULL;
-        if (json_is_string(have))
-            txt = json_string_value(have);
-        else if (json_is_integer(have))
-            snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(have)), txt = buf;
-        else if (json_is_real(have))
-            snprintf(buf, sizeof buf, "%g", json_real_value(have)), txt = buf;
-        else if (json_is_boolean(have))
-            txt = json_is_true(have) ? "true" : "false";
-        if (!txt || strcmp(txt, json_string_value(v) ?: "") != 0)
-            return 0;
-    }
-    return 1;
+    json_t *want = json_object_get(json_object_get(sub, "filters"), "metadata");
+    return job_meta_matches(metadata, want);
 }
 
 /* ---- routes ---- */
