@@ -506,11 +506,12 @@ list_param(void *cls, const char *k, const char *v)
     struct list_query *lq = cls;
     if (strncmp(k, "metadata.", 9) == 0 && k[9]) {
         json_t *s = json_string(v);
-        if (!s) {
+        /* A key that is not UTF-8 cannot be stored: refuse it rather than
+         * drop the filter and list every job. */
+        if (!s || json_object_set_new(lq->meta, k + 9, s) < 0) {
             snprintf(lq->err, sizeof lq->err, "'%.100s' must be UTF-8 text", k);
             return 1;
         }
-        json_object_set_new(lq->meta, k + 9, s);
         return 0;
     }
     if (strcmp(k, "queue") && strcmp(k, "status") && strcmp(k, "type") && strcmp(k, "limit") &&

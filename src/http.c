@@ -101,8 +101,22 @@ http_json(struct http_req *r, unsigned status, json_t *body)
 json_t *
 http_error_body(unsigned status, const char *msg)
 {
-    return json_pack("{s:i, s:s, s:s}", "statusCode", (int)status, "error",
-                     http_reason(status), "message", msg);
+    json_t *m = json_string(msg);
+
+    /* A message that echoes the request (a path, a name cut at 100 bytes
+     * in the middle of a character) may not be valid UTF-8, which JSON
+     * cannot carry: keep its ASCII and turn the other bytes into '?',
+     * rather than answer a body of "null". */
+    if (!m) {
+        char *ascii = xstrdup(msg);
+        for (char *p = ascii; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        m = json_string(ascii);
+        free(ascii);
+    }
+    return json_pack("{s:i, s:s, s:o}", "statusCode", (int)status, "error",
+                     http_reason(status), "message", m);
 }
 
 static enum MHD_Result
@@ -459,7 +473,9 @@ finish(struct http_server *s, struct http_req *r)
     if (r->route->flags & HTTP_JSON_BODY) {
         if (!r->body_len)
             return http_error(r, MHD_HTTP_BAD_REQUEST, "Request body is empty; expected JSON.");
-        r->json = json_loadb(r->body, r->body_len, 0, &je);
+        /* Duplicate keys are refused: which one wins differs between
+         * parsers, and a body that means two things is not a request. */
+        r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
         if (!r->json)
             return http_error(r, MHD_HTTP_BAD_REQUEST,
                               "Invalid JSON in request body: %s (line %d, column %d, "
@@ -624,8 +640,14 @@ http_start(const struct http_opts *o, char *err, size_t errlen)
     s->o = *o;
     if (resolve(s, err, errlen) < 0)
         goto fail;
-    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL
-                                                                    : MHD_USE_AUTO;
+    /* poll(), not epoll: with libmicrohttpd 0.9.75's epoll mode a burst
+     * of new connections (1,000 at once) sometimes left one pool thread
+     * asleep in epoll_wait with requests already in (missed edge-triggered
+     * events): they stayed unanswered until the idle timeout.  poll()
+     * serves the same 1,000 connections every time (tests/reliability/
+     * hostile_http.sh). */
+    flags |= MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES ? MHD_USE_POLL
+                                                                   : MHD_USE_AUTO;
     if (s->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     __atomic_store_n(&s->starting, 1, __ATOMIC_RELEASE);

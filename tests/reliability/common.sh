@@ -2,6 +2,7 @@
 # Source tests/lib.sh first, then this file.  It adds:
 #   LONG            1 for the long form (RELIABILITY=long), else 0
 #   pick SHORT LONG echoes the number for the current form
+#   MEMX            8 under a sanitizer build (memory bounds scale), else 1
 #   RELCLIENT       the C client (tests/reliability/relclient.c), built here
 #   rredis_start [APPENDFSYNC] [ARGS...]
 #                   a private redis-server with AOF on (appendfsync everysec
@@ -18,10 +19,14 @@
 #   wait_count STATE N SECS     waits until STATE holds at least N jobs
 #   runs_per_id                 "count id" for every RUN line of the logs
 #   consistent                  every job of $Q is in the index of its status
+#   rel_finish                  stop everything, check sanitizer reports, finish
 export LC_ALL=C
 LONG=0
 [ "${RELIABILITY:-short}" = long ] && LONG=1
 pick() { if [ "$LONG" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+# MEMX multiplies memory bounds: ASan builds (B=build-san) use far more.
+MEMX=1
+case $B in *san*) MEMX=8 ;; esac
 
 REL=tests/reliability
 RELCLIENT=$PWD/$B/rel/relclient
@@ -66,12 +71,14 @@ rredis_stop() {
     rm -f "$REDIS_SOCK"
 }
 
+RNAMES=""
 rstart() {
     local name=$1
     shift
     "$JQRUN" "$@" >>"$T/$name.log" 2>&1 &
     printf -v "${name}_PID" %s "$!"
     PIDS="$PIDS $!"
+    case " $RNAMES " in *" $name "*) ;; *) RNAMES="$RNAMES $name" ;; esac
 }
 rport() {
     local port="" i
@@ -125,6 +132,34 @@ consistent() {
 # check_consistent NAME: a test that $Q is consistent.
 check_consistent() {
     if consistent > "$T/why" 2>&1; then pass; else fail "$1: $(cat "$T/why")"; fi
+}
+
+# rel_finish stops every jqrun process the scenario started (SIGTERM, as
+# an operator would; kill -9 after 15 s), fails on any sanitizer report in
+# their logs (leaks are reported at exit), shows the logs on failure and
+# ends the scenario with lib.sh's finish.
+rel_finish() {
+    local name pidvar pid f
+    for name in $RNAMES; do
+        pidvar="${name}_PID"
+        pid=${!pidvar}
+        kill -CONT "$pid" 2>/dev/null
+        kill -TERM "$pid" 2>/dev/null || continue
+        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        kill -9 "$pid" 2>/dev/null && fail "$name did not stop within 15 s of SIGTERM"
+        wait "$pid" 2>/dev/null
+    done
+    for f in "$T"/*.log; do
+        [ -f "$f" ] || continue
+        if grep -q -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f"; then
+            fail "sanitizer report in ${f#"$T"/}:"
+            grep -E -A30 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f" | head -n 60
+        else
+            pass
+        fi
+    done
+    rel_dump
+    finish
 }
 
 # When a scenario fails, show the end of every log it wrote.

@@ -117,5 +117,4 @@ Q=hb
 expect_eq "long job: leased once" "$(events "$HID" processing)" 1
 figure "heartbeat: ${HB_MS} ms job under a ${HB_LEASE} ms lease, 2 workers:" \
        "runs=$runs attempts=$(echo "$hj" | jq -r .attempts)"
-rel_dump
-finish
+rel_finish

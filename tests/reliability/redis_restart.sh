@@ -82,5 +82,4 @@ phase() {
 phase graceful
 [ "$LONG" = 1 ] && phase kill
 check "jqrun is still running" kill -0 "$app_PID"
-rel_dump
-finish
+rel_finish

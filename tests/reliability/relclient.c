@@ -393,7 +393,7 @@ raise_nofile(void)
 static int
 conns_main(int argc, char **argv)
 {
-    int port, n, answered = 0, json_ok = 0, refused = 0, bad = 0;
+    int port, n, answered = 0, json_ok = 0, refused = 0, bad = 0, cut = 0;
     int *fds;
     struct resp *rs;
     char *sent;
@@ -453,6 +453,10 @@ conns_main(int argc, char **argv)
             if (k > 0)
                 resp_add(&rs[i], buf, (size_t)k);
             if (k <= 0 || resp_done(&rs[i])) {
+                if (rs[i].body_at < 0 && cut++ < 3)
+                    fprintf(stderr, "conns-diag: connection %d closed without an answer after "
+                            "%.2f s (%s, %zu bytes in)\n", i, now_s() - t0,
+                            k == 0 ? "EOF" : strerror(errno), rs[i].len);
                 close(fds[i]);
                 fds[i] = -1;
                 if (rs[i].body_at >= 0) {

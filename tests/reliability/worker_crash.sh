@@ -81,5 +81,4 @@ done
 check "the kills cost reruns or attempts" test $((TWICE + MULTI)) -gt 0
 figure "jobs=$ACKED workers=$WORKERS kills=$killed lost=$LOST not_completed=$NOT_DONE" \
        "run_twice=$TWICE extra_runs=$RERUNS attempts_gt1=$MULTI seconds=$((secs / 1000)).$((secs % 1000 / 100))"
-rel_dump
-finish
+rel_finish
