@@ -37,6 +37,8 @@ struct qpool;
 struct item {
     struct leased l;
     const char *type;             /* the job's type (inside l.job) */
+    int refs;                     /* 1; 2 while a stuck thread and the
+                                     watchdog's ack both hold it (atomic) */
     struct item *next;            /* in the to-run list */
     struct item *hprev, *hnext;   /* in the held list */
 };
@@ -146,6 +148,14 @@ item_free(struct item *it)
     free(it);
 }
 
+/* item_release drops one reference; the last one frees the item. */
+static void
+item_release(struct item *it)
+{
+    if (__atomic_sub_fetch(&it->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        item_free(it);
+}
+
 static struct tcount *tcount_of(struct qpool *qp, const char *type);
 
 /* ---- fetcher ---- */
@@ -196,6 +206,7 @@ fetcher_main(void *arg)
         for (int i = 0; i < n; i++) {
             struct item *it = xcalloc(1, sizeof *it);
             it->l = buf[i];
+            it->refs = 1;
             it->type = json_string_value(json_object_get(it->l.job, "type")) ?: "";
             tcount_of(qp, it->type); /* a new type is flagged for learning */
             if (qp->tail)
@@ -546,7 +557,9 @@ worker_main(void *arg)
         pthread_mutex_unlock(&qp->mu);
         if (abandoned) {
             /* The keeper gave up on us and started a replacement; we own
-             * nothing the pool needs any more. */
+             * nothing the pool needs any more.  The job's strings were in
+             * use until now: the last of us and the watchdog's ack frees. */
+            item_release(it);
             log_warn("worker %s: a stuck handler finally returned; its thread exits",
                      qp->name);
             slot_free(s);
@@ -633,7 +646,7 @@ send_acks(struct workers *w)
         held_remove(a->qp, a->it);
         pthread_cond_signal(&a->qp->room_cv);
         pthread_mutex_unlock(&a->qp->mu);
-        item_free(a->it);
+        item_release(a->it);
         free(a->result);
         free(a->error);
         free(a->stack);
@@ -711,6 +724,8 @@ watchdog(struct workers *w)
                 continue;
             }
             it = s->job;
+            /* The stuck thread still reads the job: keep it alive for it. */
+            __atomic_add_fetch(&it->refs, 1, __ATOMIC_ACQ_REL);
             s->abandoned = 1;
             s->job = NULL;
             job_done(qp, item_type(it));
