@@ -728,6 +728,24 @@ meta_match(json_t *job, json_t *filter)
     return job_meta_matches(json_object_get(job, "metadata"), filter);
 }
 
+/* jobs_after tells whether state si holds more than offset jobs, or a
+ * later state before s_end holds any.  On a Redis error it says yes: a
+ * spare empty page is better than a lost one. */
+static int
+jobs_after(struct store *st, const char *prefix, const char *q, int si, int s_end,
+           long offset)
+{
+    for (int k = si; k < s_end; k++) {
+        redisReply *r = store_command(st, "ZCARD %s:{%s}:%s", prefix, q, state_keys[k]);
+        long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        if (r)
+            freeReplyObject(r);
+        if (n < 0 || n > (k == si ? offset : 0))
+            return 1;
+    }
+    return 0;
+}
+
 /* Cursor format: "<state index>:<offset>".  Offsets index the state's
  * sorted set, oldest (or best) first.  A page can shift when jobs move
  * between states while paging; a static set pages without loss or repeats. */
@@ -797,14 +815,14 @@ queue_list(struct store *st, const char *prefix, const char *q, const char *stat
             }
         }
         int exhausted = (long)ids->elements < batch;
-        size_t got = ids->elements;
         freeReplyObject(ids);
         if (rc != Q_OK)
             break;
         if ((int)json_array_size(*jobs) >= limit) {
-            /* More may follow: in this state if the batch was full or we
-             * stopped early, else in the next states. */
-            if (!exhausted || (long)got > 0) {
+            /* A next page only if some job is left to look at, so a client
+             * paging until next is null does not fetch an empty last page
+             * (filters may still leave the next page empty). */
+            if (jobs_after(st, prefix, q, si, s_end, offset)) {
                 char buf[48];
                 snprintf(buf, sizeof buf, "%d:%ld", si, offset);
                 *next = xstrdup(buf);

@@ -391,7 +391,23 @@ test_pause_remove_list(struct store *st)
         pages++;
     } while (next && pages < 10);
     CHECK(total == 9, "all 9 listed once, got %d", total);
+    CHECK(pages == 3, "9 jobs by 4: 3 pages, got %d", pages);
     json_decref(seen);
+    /* 9 jobs by 3: the third page is the last, with no cursor after it. */
+    pages = 0;
+    cursor = NULL;
+    owned = NULL;
+    do {
+        queue_list(st, P, "pq", NULL, NULL, NULL, 3, cursor, &jobs, &next);
+        CHECK(json_array_size(jobs) == 3, "full page %d: %zu", pages, json_array_size(jobs));
+        json_decref(jobs);
+        free(owned);
+        owned = next;
+        cursor = next;
+        pages++;
+    } while (next && pages < 10);
+    free(owned);
+    CHECK(pages == 3, "exact fit: 3 pages and no empty fourth, got %d", pages);
     json_t *filter = json_pack("{ss}", "c", "x");
     queue_list(st, P, "pq", "waiting", NULL, filter, 100, NULL, &jobs, &next);
     CHECK(json_array_size(jobs) == 3, "metadata filter: %zu", json_array_size(jobs));
