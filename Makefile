@@ -7,7 +7,10 @@
 PKGS     := lua5.4 hiredis libmicrohttpd libcurl libcrypto jansson lua5.4-cjson
 DEBS     := build-essential pkg-config liblua5.4-dev libhiredis-dev \
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjansson-dev \
-            lua-cjson-dev redis-server redis-tools curl jq valgrind
+            lua-cjson-dev redis-server redis-tools curl jq valgrind \
+            openssl nodejs prometheus
+# (the tests' own tools: openssl and node verify webhook signatures,
+#  prometheus brings promtool to check GET /metrics)
 CC       ?= cc
 WARN     := -Wall -Wextra -Wformat=2 -Wshadow -Wwrite-strings \
             -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
