@@ -101,20 +101,10 @@ http_json(struct http_req *r, unsigned status, json_t *body)
 json_t *
 http_error_body(unsigned status, const char *msg)
 {
-    json_t *m = json_string(msg);
-
     /* A message that echoes the request (a path, a name cut at 100 bytes
-     * in the middle of a character) may not be valid UTF-8, which JSON
-     * cannot carry: keep its ASCII and turn the other bytes into '?',
-     * rather than answer a body of "null". */
-    if (!m) {
-        char *ascii = xstrdup(msg);
-        for (char *p = ascii; *p; p++)
-            if ((unsigned char)*p >= 0x80)
-                *p = '?';
-        m = json_string(ascii);
-        free(ascii);
-    }
+     * in the middle of a character) may not be valid UTF-8. */
+    json_t *m = json_lossy(msg, strlen(msg));
+
     return json_pack("{s:i, s:s, s:o}", "statusCode", (int)status, "error",
                      http_reason(status), "message", m);
 }
@@ -431,26 +421,16 @@ take_body(struct http_server *s, struct http_req *r, const char *data, size_t n)
 {
     if (r->status)
         return 0;
-    if (r->too_large || r->body_len + n > s->o.max_body) {
+    if (r->too_large || r->body.len + n > s->o.max_body) {
         if (!r->too_large) {
             r->too_large = 1;
-            free(r->body);
-            r->body = NULL;
-            r->body_cap = 0;
+            r->dropped = r->body.len;
+            sb_free(&r->body);
         }
-        r->body_len += n;   /* now only counts what was dropped */
-        return r->body_len / 4 > s->o.max_body ? -1 : 0;
+        r->dropped += n;
+        return r->dropped / 4 > s->o.max_body ? -1 : 0;
     }
-    if (r->body_len + n + 1 > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap : 1024;
-        while (cap < r->body_len + n + 1)
-            cap *= 2;
-        r->body = xrealloc(r->body, cap);
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, data, n);
-    r->body_len += n;
-    r->body[r->body_len] = '\0';
+    sb_append(&r->body, data, n);
     return 0;
 }
 
@@ -471,11 +451,11 @@ finish(struct http_server *s, struct http_req *r)
     if (!r->route)
         return not_routed(r);
     if (r->route->flags & HTTP_JSON_BODY) {
-        if (!r->body_len)
+        if (!r->body.len)
             return http_error(r, MHD_HTTP_BAD_REQUEST, "Request body is empty; expected JSON.");
         /* Duplicate keys are refused: which one wins differs between
          * parsers, and a body that means two things is not a request. */
-        r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+        r->json = json_loadb(r->body.buf, r->body.len, JSON_REJECT_DUPLICATES, &je);
         if (!r->json)
             return http_error(r, MHD_HTTP_BAD_REQUEST,
                               "Invalid JSON in request body: %s (line %d, column %d, "
@@ -539,7 +519,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     while (r->nparams > 0)
         free(r->params[--r->nparams]);
     json_decref(r->json);
-    free(r->body);
+    sb_free(&r->body);
     free(r);
     *con_cls = NULL;
     __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_RELEASE);

@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "util.h"
+
 #define HTTP_MAX_PARAMS 4
 
 struct http_req;
@@ -65,14 +67,13 @@ struct http_req {
     const struct http_route *route;
     char       *params[HTTP_MAX_PARAMS]; /* ":" segments of the path, in order */
     int         nparams;
-    char       *body;                    /* NUL-terminated, may be NULL */
-    size_t      body_len;
+    struct strbuf body;                  /* .buf NUL-terminated, NULL when empty */
     json_t     *json;                    /* parsed body (HTTP_JSON_BODY routes) */
     char        app[24];                 /* set by authorize: the calling
                                             application's id; "" = the master
                                             key, or no authorize hook */
     /* private to http.c: */
-    size_t      body_cap;
+    size_t      dropped;                 /* bytes of a too large body not kept */
     int         too_large;
     char        allow[96];               /* methods of the path, for 405 */
     int         status;                  /* answer sent, 0 = none yet */

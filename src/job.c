@@ -433,36 +433,6 @@ static const char *const numeric_fields[] = {
 };
 static const char *const json_fields[] = { "payload", "metadata", "result", "webhooks", "logs", NULL };
 
-/* lossy_string is s as a JSON string when s is not valid UTF-8 (a handler
- * may fail with any bytes in its message): each byte that does not start
- * a valid sequence becomes '?', so the field is shown, not dropped. */
-static json_t *
-lossy_string(const char *s, size_t n)
-{
-    char *out = xmalloc(n + 1);
-    size_t o = 0;
-    json_t *j;
-
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
-                   : c >= 0xF0 && c < 0xF5 ? 4 : 0;
-        /* jansson judges each candidate sequence (overlongs, surrogates). */
-        if (c == 0 || len == 0 || i + len > n || (len > 1 && !(j = json_stringn(s + i, len)))) {
-            out[o++] = '?';
-            i++;
-            continue;
-        }
-        if (len > 1)
-            json_decref(j);
-        memcpy(out + o, s + i, len);
-        o += len;
-        i += len;
-    }
-    j = json_stringn(out, o);
-    free(out);
-    return j;
-}
 
 static int
 in_list(const char *k, const char *const *list)
@@ -502,7 +472,7 @@ job_from_reply(const redisReply *r, int with_token)
         if (!val)
             val = json_stringn(v->str, v->len);
         if (!val)
-            val = lossy_string(v->str, v->len);
+            val = json_lossy(v->str, v->len);
         if (val)
             json_object_set_new(job, k->str, val);
     }

@@ -508,24 +508,6 @@ rt_push_json_text(lua_State *L, const char *text, const char *what)
     json_decref(j);
 }
 
-/* json_string_lossy makes a JSON string of arbitrary bytes, replacing what
- * is not UTF-8 so that a log line never makes logs_json impossible. */
-static json_t *
-json_string_lossy(const char *s, size_t n)
-{
-    json_t *j = json_stringn(s, n);
-    char *copy;
-
-    if (j)
-        return j;
-    copy = xmalloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        copy[i] = (s[i] & 0x80) ? '?' : s[i];
-    j = json_stringn(copy, n);
-    free(copy);
-    return j;
-}
-
 /* }================================================================== */
 
 /* {=================================================================
@@ -1905,7 +1887,7 @@ rt_logs_json(const struct runtime *rt)
             &rt->logs[(rt->logpos - rt->nlogs + i + RT_LOG_LINES) % RT_LOG_LINES];
         json_array_append_new(a, json_pack("{s:I, s:s, s:o}", "ts", (json_int_t)l->ts, "level",
                                            level_names[l->level], "msg",
-                                           json_string_lossy(l->msg, strlen(l->msg))));
+                                           json_lossy(l->msg, strlen(l->msg))));
     }
     s = json_dumps(a, JSON_COMPACT);
     json_decref(a);

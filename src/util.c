@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <openssl/rand.h>
 
 #include "util.h"
@@ -301,4 +302,35 @@ read_file(const char *path, size_t *len)
     if (len)
         *len = sb.len;
     return sb.buf;
+}
+
+json_t *
+json_lossy(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+    char *out;
+    size_t o = 0;
+
+    if (j)
+        return j;
+    out = xmalloc(n + 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
+                   : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+        /* jansson judges each candidate sequence (overlongs, surrogates). */
+        if (c == 0 || len == 0 || i + len > n || (len > 1 && !(j = json_stringn(s + i, len)))) {
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        if (len > 1)
+            json_decref(j);
+        memcpy(out + o, s + i, len);
+        o += len;
+        i += len;
+    }
+    j = json_stringn(out, o);
+    free(out);
+    return j;
 }

@@ -50,6 +50,13 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sb_free(struct strbuf *sb);
 
+/* json_lossy makes a JSON string (jansson, new reference) of arbitrary
+ * bytes: as they are when they are UTF-8, else with each byte that does not
+ * start a valid sequence turned into '?' — so a message that echoes a
+ * request or a handler's bytes is shown, never dropped. */
+struct json_t;
+struct json_t *json_lossy(const char *s, size_t n);
+
 /* read_file reads a whole file (path "-" is stdin) into a malloc'd
  * NUL-terminated buffer, its length in *len.  NULL with errno on failure. */
 char *read_file(const char *path, size_t *len);
