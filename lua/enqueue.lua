@@ -3,7 +3,7 @@
 -- ARGV[1]  now (ms)    ARGV[2]  event stream cap
 -- ARGV[3..] one JSON object per job: the hash fields to store, all strings,
 --           among them id, type, priority, runAt, createdAt, idempotencyKey?
--- Returns one {id, status, createdAt, existed} per job.
+-- Returns one {id, status, createdAt, existed, type} per job.
 local base, now, cap = KEYS[1], tonumber(ARGV[1]), ARGV[2]
 local jobs, fresh = {}, 0
 for i = 3, #ARGV do
@@ -23,8 +23,8 @@ for _, j in ipairs(jobs) do
     end
   end
   if existing then
-    local f = redis.call('HMGET', base .. ':job:' .. existing, 'status', 'createdAt')
-    out[#out + 1] = { existing, f[1], f[2], 1 }
+    local f = redis.call('HMGET', base .. ':job:' .. existing, 'status', 'createdAt', 'type')
+    out[#out + 1] = { existing, f[1], f[2], 1, f[3] }
   else
     seq = seq + 1
     local id, status = j.id, 'waiting'
@@ -50,7 +50,7 @@ for _, j in ipairs(jobs) do
     redis.call('XADD', base .. ':events', 'MAXLEN', '~', cap, '*',
                'jobId', id, 'status', status, 'type', j.type, 'ts', ARGV[1],
                'created', '1')
-    out[#out + 1] = { id, status, j.createdAt, 0 }
+    out[#out + 1] = { id, status, j.createdAt, 0, j.type }
   end
 end
 

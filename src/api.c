@@ -6,13 +6,11 @@
  * request that finds no job and may wait (?wait=ms) is parked: a short-lived
  * waiter thread with a store of its own blocks on the queue's wake-up list,
  * so that long polls never hold a pool thread. */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -56,26 +54,6 @@ static __thread struct store *tls_store;
 static __thread struct api *tls_api;
 static __thread unsigned tls_epoch;
 
-/* drop_if_stale closes a connection that Redis has closed while it sat
- * idle (Redis restarted, or timed the client out), so that the next
- * command reconnects instead of failing once on the dead socket.  Between
- * requests nothing may be pending on it, so anything readable means EOF
- * or an error.  One non-blocking recv: about a microsecond. */
-static void
-drop_if_stale(struct store *st)
-{
-    char c;
-    ssize_t n;
-
-    if (!st->ctx)
-        return;
-    n = recv(st->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        redisFree(st->ctx);
-        st->ctx = NULL;
-        st->next_try = 0;
-    }
-}
 
 /* revive lets a disconnected store retry at once when another thread has
  * just reconnected (Redis is back): without it each pool thread would sit
@@ -85,7 +63,7 @@ revive(struct api *a, struct store *st)
 {
     unsigned e = __atomic_load_n(&a->epoch, __ATOMIC_ACQUIRE);
 
-    drop_if_stale(st);
+    store_drop_if_closed(st);
     if (st->ctx)
         return;
     if (e != tls_epoch) {
@@ -253,20 +231,6 @@ enq_json(const char *type, const char *queue, const struct enq_result *res)
                      "status", res->status, "createdAt", iso);
 }
 
-/* existing_type reads the type of an earlier job (idempotent replays
- * answer with the first job, whose type may differ).  malloc'd or NULL. */
-static char *
-existing_type(struct store *st, const char *prefix, const char *q, const char *id)
-{
-    redisReply *rep = store_command(st, "HGET %s:{%s}:job:%s type", prefix, q, id);
-    char *t = NULL;
-    if (rep && rep->type == REDIS_REPLY_STRING)
-        t = xstrdup(rep->str);
-    if (rep)
-        freeReplyObject(rep);
-    return t;
-}
-
 /* ordered_job returns job (stolen) with its fields in a stable, readable
  * order (id, type, queue, status first); Redis hashes have none. */
 static json_t *
@@ -307,7 +271,7 @@ post_job(struct http_req *r)
     struct store *st;
     struct job_spec spec;
     struct enq_result res;
-    char err[512], *type = NULL;
+    char err[512];
     enum MHD_Result ret;
     int rc;
 
@@ -326,8 +290,7 @@ post_job(struct http_req *r)
         goto out;
     }
     if (res.existed) {
-        type = existing_type(st, a->c->prefix, spec.queue, res.id);
-        ret = http_json(r, MHD_HTTP_OK, enq_json(type ? type : spec.type,
+        ret = http_json(r, MHD_HTTP_OK, enq_json(res.type,
                                                  auth_queue_external(r->app, spec.queue),
                                                  &res));
     } else {
@@ -336,7 +299,6 @@ post_job(struct http_req *r)
                         enq_json(spec.type, auth_queue_external(r->app, spec.queue), &res));
     }
 out:
-    free(type);
     job_spec_free(&spec);
     return ret;
 }
@@ -399,7 +361,7 @@ post_jobs_bulk(struct http_req *r)
     for (size_t i = 0; i < n; i++) {
         if (!res[i].existed)
             metrics_job(specs[i].queue, specs[i].type, "enqueued");
-        json_array_append_new(out, enq_json(specs[i].type,
+        json_array_append_new(out, enq_json(res[i].type,
                                             auth_queue_external(r->app, specs[i].queue),
                                             &res[i]));
     }
@@ -634,7 +596,7 @@ idle_take(struct api *a)
         st = a->idle[--a->nidle];
     pthread_mutex_unlock(&a->mu);
     if (st)
-        drop_if_stale(st);
+        store_drop_if_closed(st);
     if (!st && !(st = store_open(a->c->redis, err, sizeof err)))
         log_error("api: %s", err);
     return st;

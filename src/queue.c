@@ -159,6 +159,9 @@ enqueue_group(struct store *st, const char *prefix, int default_attempts,
         o->created_at = e->element[2]->type == REDIS_REPLY_STRING
                             ? strtoll(e->element[2]->str, NULL, 10) : now;
         o->existed = (int)e->element[3]->integer;
+        snprintf(o->type, sizeof o->type, "%s",
+                 e->elements > 4 && e->element[4]->type == REDIS_REPLY_STRING
+                     ? e->element[4]->str : "");
     }
     for (int i = 0; i < n; i++)
         free((char *)argv[3 + i]);

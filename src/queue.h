@@ -50,6 +50,7 @@ struct enq_result {
                             existing job when existed) */
     int64_t created_at;
     int     existed;     /* 1 when idempotencyKey matched an earlier job */
+    char    type[129];   /* the stored job's type (the earlier job's when existed) */
 };
 
 /* queue_enqueue stores n validated jobs.  Jobs of one queue go in one

@@ -3,11 +3,13 @@
  * Every state change of a job is one EVALSHA of a script in lua/ (see
  * scripts.h): Redis runs it atomically, so a crash of jqrun between two
  * commands can never leave a job half-moved. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "scripts.h"
@@ -249,6 +251,25 @@ store_ready(struct store *st)
     st->next_try = now + st->backoff_ms;
     st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
     return -1;
+}
+
+int
+store_drop_if_closed(struct store *st)
+{
+    char c;
+    ssize_t n;
+
+    if (!st->ctx)
+        return 0;
+    /* Nothing may be pending between commands, so anything readable
+     * means EOF or an error.  One non-blocking recv: about a microsecond. */
+    n = recv(st->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        disconnect(st);
+        st->next_try = 0;
+        return 1;
+    }
+    return 0;
 }
 
 /* check_io turns a NULL reply into a disconnect with st->err set. */

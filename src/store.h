@@ -40,6 +40,12 @@ void store_close(struct store *st);
  * attempts, logging once per outage) if needed.  0 when connected, -1 not. */
 int store_ready(struct store *st);
 
+/* store_drop_if_closed closes a connection that Redis closed while it sat
+ * idle between commands (Redis restarted, or timed the client out), so the
+ * next command reconnects instead of failing once on the dead socket.
+ * Returns 1 when it dropped the connection. */
+int store_drop_if_closed(struct store *st);
+
 /* store_command runs one command (hiredis format).  Returns the reply (caller
  * frees with freeReplyObject), or NULL when the connection failed: then the
  * store is marked disconnected and st->err says why.  A Redis error reply is
