@@ -327,6 +327,19 @@ queue_retry(struct store *st, const char *prefix, const char *id, char state[16]
     return state_change(st, S_RETRY, prefix, id, state, job);
 }
 
+/* reply_field copies the value of field name from a flat [field, value,
+ * ...] reply (the last one wins, as in job_from_reply); NULL if absent. */
+static char *
+reply_field(const redisReply *r, const char *name)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            v = r->element[i + 1]->str;
+    return v ? xstrdup(v) : NULL;
+}
+
 int
 queue_lease(struct store *st, const char *prefix, const char *q, int max, int64_t lease_ms,
             struct leased *out, char *err, size_t errlen)
@@ -366,6 +379,10 @@ queue_lease(struct store *st, const char *prefix, const char *q, int max, int64_
             snprintf(l->token, sizeof l->token, "%s", json_string_value(tok) ?: "");
             l->expires_at = json_integer_value(exp);
             json_object_del(l->job, "leaseToken");
+            /* The worker hands these to Lua as text: keep it as stored
+             * rather than encode the parsed values again. */
+            l->payload = reply_field(r->element[i], "payload");
+            l->metadata = reply_field(r->element[i], "metadata");
             n++;
         }
         rc = n;
@@ -380,6 +397,9 @@ leased_free(struct leased *l)
 {
     json_decref(l->job);
     l->job = NULL;
+    free(l->payload);
+    free(l->metadata);
+    l->payload = l->metadata = NULL;
 }
 
 int

@@ -85,6 +85,8 @@ struct leased {
     char    queue[129];
     char    token[80];    /* lease token: the proof that this lease is ours */
     int64_t expires_at;   /* lease deadline, ms since epoch */
+    char   *payload;      /* the payload's JSON text as stored (malloc'd) */
+    char   *metadata;     /* the metadata's JSON text, or NULL */
 };
 
 /* queue_lease takes up to max waiting jobs of queue q (none if paused),

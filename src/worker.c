@@ -369,14 +369,11 @@ run_one(struct slot *s, struct item *it)
     const struct config *c = qp->w->c;
     json_t *job = it->l.job;
     const char *type = json_string_value(json_object_get(job, "type")) ?: "";
-    char *payload = json_dumps(json_object_get(job, "payload"), JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-    json_t *meta = json_object_get(job, "metadata");
-    char *metadata = meta ? json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     struct host_ud hud = { s, it };
     struct rt_host host = { &hud, host_progress, host_enqueue };
     struct rt_job rj = {
         .id = it->l.id, .type = type, .queue = it->l.queue,
-        .payload_json = payload ? payload : "{}", .metadata_json = metadata,
+        .payload_json = it->l.payload ? it->l.payload : "{}", .metadata_json = it->l.metadata,
         .attempt = (int)json_integer_value(json_object_get(job, "attempts")),
         .max_attempts = (int)json_integer_value(json_object_get(job, "maxAttempts")),
         .priority = (int)json_integer_value(json_object_get(job, "priority")),
@@ -407,8 +404,6 @@ run_one(struct slot *s, struct item *it)
     if (!abandoned)
         push_ack(qp->w, make_ack(qp, it, &res, (double)(mono_ms() - t0) / 1000.0));
     rt_result_free(&res);
-    free(payload);
-    free(metadata);
 }
 
 static void
