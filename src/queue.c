@@ -421,27 +421,47 @@ queue_wait(struct store *st, const char *prefix, const char *q, int timeout_ms)
 }
 
 int
-queue_extend(struct store *st, const char *prefix, const char *q, const char *id,
-             const char *token, int64_t lease_ms, int64_t *expires_at)
+queue_extend_many(struct store *st, const char *prefix, const char *q, int n,
+                  const char *const *ids, const char *const *tokens, int64_t lease_ms,
+                  int64_t *expires_at)
 {
-    char now_s[24], lease_s[24];
-    const char *args[4] = { now_s, lease_s, id, token };
+    const char **argv = xcalloc((size_t)(3 + 2 * n), sizeof(char *));
+    char base[160], now_s[24], lease_s[24];
     redisReply *r;
     int rc;
 
+    qbase(base, sizeof base, prefix, q);
     i64(now_s, now_ms());
     i64(lease_s, lease_ms);
-    r = eval1(st, S_EXTEND, prefix, q, 4, args);
-    rc = reply_status(st, r, NULL, 0);
-    if (rc == Q_OK) {
-        long long d = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0]->integer : 0;
-        if (d == 0)
-            rc = Q_BADTOKEN;
-        else if (expires_at)
-            *expires_at = d;
+    argv[0] = base;
+    argv[1] = now_s;
+    argv[2] = lease_s;
+    for (int k = 0; k < n; k++) {
+        argv[3 + 2 * k] = ids[k];
+        argv[4 + 2 * k] = tokens[k];
     }
+    r = store_eval(st, S_EXTEND, 1, 3 + 2 * n, argv, NULL);
+    free(argv);
+    rc = reply_status(st, r, NULL, 0);
+    for (int k = 0; k < n; k++)
+        expires_at[k] = rc == Q_OK && r->type == REDIS_REPLY_ARRAY && (size_t)k < r->elements
+                            ? r->element[k]->integer : 0;
     if (r)
         freeReplyObject(r);
+    return rc;
+}
+
+int
+queue_extend(struct store *st, const char *prefix, const char *q, const char *id,
+             const char *token, int64_t lease_ms, int64_t *expires_at)
+{
+    int64_t d;
+    int rc = queue_extend_many(st, prefix, q, 1, &id, &token, lease_ms, &d);
+
+    if (rc == Q_OK && d == 0)
+        rc = Q_BADTOKEN;
+    else if (rc == Q_OK && expires_at)
+        *expires_at = d;
     return rc;
 }
 

@@ -100,6 +100,13 @@ void leased_free(struct leased *l);
  * may be waiting).  1 woken, 0 timed out, Q_UNAVAILABLE. */
 int queue_wait(struct store *st, const char *prefix, const char *q, int timeout_ms);
 
+/* queue_extend_many extends the leases of n jobs of queue q in one call:
+ * expires_at[k] is the new deadline of ids[k], or 0 where the lease is no
+ * longer ours.  Q_OK, or Q_UNAVAILABLE / Q_REDIS (all 0 then). */
+int queue_extend_many(struct store *st, const char *prefix, const char *q, int n,
+                      const char *const *ids, const char *const *tokens, int64_t lease_ms,
+                      int64_t *expires_at);
+
 /* queue_extend extends the lease of a job we hold.  Q_OK or Q_BADTOKEN. */
 int queue_extend(struct store *st, const char *prefix, const char *q, const char *id,
                  const char *token, int64_t lease_ms, int64_t *expires_at);

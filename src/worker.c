@@ -674,6 +674,8 @@ extend_leases(struct workers *w)
     for (int q = 0; q < w->nq; q++) {
         struct qpool *qp = &w->q[q];
         char ids[64][37], toks[64][80];
+        const char *idp[64], *tokp[64];
+        int64_t exp[64];
         int n = 0;
         pthread_mutex_lock(&qp->mu);
         for (struct item *it = qp->held; it && n < 64; it = it->hnext)
@@ -683,17 +685,22 @@ extend_leases(struct workers *w)
                 n++;
             }
         pthread_mutex_unlock(&qp->mu);
+        if (n == 0)
+            continue;
         for (int i = 0; i < n; i++) {
-            int64_t exp = 0;
-            int rc = queue_extend(w->kst, c->prefix, qp->name, ids[i], toks[i], c->lease, &exp);
-            if (rc != Q_OK)
-                continue; /* lost (reclaimed) or Redis down: the ack will tell */
-            pthread_mutex_lock(&qp->mu);
-            for (struct item *it = qp->held; it; it = it->hnext)
-                if (strcmp(it->l.id, ids[i]) == 0)
-                    it->l.expires_at = exp;
-            pthread_mutex_unlock(&qp->mu);
+            idp[i] = ids[i];
+            tokp[i] = toks[i];
         }
+        /* One script call for the queue; a lease lost (reclaimed) or Redis
+         * down leaves the deadline alone: the ack will tell. */
+        if (queue_extend_many(w->kst, c->prefix, qp->name, n, idp, tokp, c->lease, exp) != Q_OK)
+            continue;
+        pthread_mutex_lock(&qp->mu);
+        for (struct item *it = qp->held; it; it = it->hnext)
+            for (int i = 0; i < n; i++)
+                if (exp[i] && strcmp(it->l.id, ids[i]) == 0)
+                    it->l.expires_at = exp[i];
+        pthread_mutex_unlock(&qp->mu);
     }
 }
 
