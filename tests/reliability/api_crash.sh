@@ -13,17 +13,7 @@ KILLS=$(pick 1 5)
 export JQRUN_PREFIX=ac
 P=ac
 rredis_start
-cat > "$T/jqrun.conf" <<CONF
-listen   = "127.0.0.1:0"
-handlers = "$PWD/$REL/handlers"
-queues   = { default = { concurrency = 4 } }
-lease    = 2000
-defaults = { max_attempts = 5, backoff = 50, timeout = 10000 }
-shutdown_grace = 2000
-retention = { completed = { count = 1000000, age = 86400000 },
-              failed    = { count = 1000000, age = 86400000 } }
-CONF
-export JQRUN_CONFIG=$T/jqrun.conf
+rconf 2000 5
 rstart api server
 PORT=$(rport api)
 check "api is up" test -n "$PORT"

@@ -171,3 +171,20 @@ rel_dump() {
         tail -n 15 "$f"
     done
 }
+
+# rconf LEASE MAX_ATTEMPTS writes the scenario config (listen on any port,
+# the reliability handlers, 4 at once on the default queue, finished jobs
+# kept so they can be counted) and exports JQRUN_CONFIG.
+rconf() {
+    cat > "$T/jqrun.conf" <<CONF
+listen   = "127.0.0.1:0"
+handlers = "$PWD/$REL/handlers"
+queues   = { default = { concurrency = 4 } }
+lease    = $1
+defaults = { max_attempts = $2, backoff = 50, timeout = 10000 }
+shutdown_grace = 2000
+retention = { completed = { count = 1000000, age = 86400000 },
+              failed    = { count = 1000000, age = 86400000 } }
+CONF
+    export JQRUN_CONFIG=$T/jqrun.conf
+}

@@ -16,17 +16,7 @@ DOWN=$(pick 0.5 2)       # seconds Redis stays down
 export JQRUN_PREFIX=rr
 P=rr
 rredis_start everysec
-cat > "$T/jqrun.conf" <<CONF
-listen   = "127.0.0.1:0"
-handlers = "$PWD/$REL/handlers"
-queues   = { default = { concurrency = 4 } }
-lease    = 2000
-defaults = { max_attempts = 25, backoff = 50, timeout = 10000 }
-shutdown_grace = 2000
-retention = { completed = { count = 1000000, age = 86400000 },
-              failed    = { count = 1000000, age = 86400000 } }
-CONF
-export JQRUN_CONFIG=$T/jqrun.conf
+rconf 2000 25
 rstart app run
 PORT=$(rport app)
 check "api is up" test -n "$PORT"

@@ -15,17 +15,7 @@ LIMIT=$(pick 45 150)      # seconds the whole drain may take
 export JQRUN_PREFIX=wc
 P=wc
 rredis_start
-cat > "$T/jqrun.conf" <<CONF
-listen   = "127.0.0.1:0"
-handlers = "$PWD/$REL/handlers"
-queues   = { default = { concurrency = 4 } }
-lease    = 1000
-defaults = { max_attempts = 25, backoff = 50, timeout = 10000 }
-shutdown_grace = 2000
-retention = { completed = { count = 1000000, age = 86400000 },
-              failed    = { count = 1000000, age = 86400000 } }
-CONF
-export JQRUN_CONFIG=$T/jqrun.conf
+rconf 1000 25
 
 rstart api server
 PORT=$(rport api)
